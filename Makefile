@@ -1,0 +1,45 @@
+# memberstream — one-command set-up for a fresh clone.
+#   make demo   set everything up and run the pipeline end to end on the CDNOW purchase log
+#   make test   set everything up and run the whole test suite against a real Kafka
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+.PHONY: setup demo test test-unit broker broker-stop lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+broker: setup
+	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then echo "Kafka: $$KAFKA_BOOTSTRAP_SERVERS"; \
+	else $(BIN)/memberstream broker start; fi
+
+broker-stop:
+	@test ! -x $(BIN)/memberstream || $(BIN)/memberstream broker stop
+
+demo: broker
+	$(BIN)/memberstream demo
+
+test: broker
+	$(BIN)/python -m pytest -ra tests
+
+test-unit: setup
+	$(BIN)/python -m pytest -ra tests/unit tests/agent
+
+lint: setup
+	$(BIN)/ruff check memberstream tests bench
+	$(BIN)/ruff format --check memberstream tests bench
+
+bench: broker
+	$(BIN)/python -m bench.throughput
+
+clean:
+	rm -rf $(VENV) .memberstream .pytest_cache .ruff_cache

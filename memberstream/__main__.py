@@ -1,0 +1,3 @@
+from memberstream.streams.cli import main
+
+main()

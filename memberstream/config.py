@@ -1,0 +1,180 @@
+"""One settings object for the whole tool.
+
+Precedence, highest first: keyword arguments, environment variables
+(``MEMBERSTREAM_`` prefix, nested fields with ``__``; ``KAFKA_BOOTSTRAP_SERVERS``
+also accepted bare), a TOML file named by ``MEMBERSTREAM_CONFIG`` or ``--config``,
+then the defaults below.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "MEMBERSTREAM_CONFIG"
+
+
+class TopicNames(BaseModel):
+    """Kafka topic names. Defaults follow the design document."""
+
+    clicks: str = "events.clicks"
+    purchases: str = "events.purchases"
+    reviews: str = "events.reviews"
+    feedback: str = "labels.feedback"
+    dlq: str = "memberstream.dlq"
+    member_tiers: str = "member.tiers"
+    member_profiles: str = "member.profiles"
+
+    def inputs(self) -> list[str]:
+        return [self.clicks, self.purchases, self.reviews]
+
+    def compacted(self) -> set[str]:
+        return {self.member_profiles}
+
+    def all(self) -> list[str]:
+        return list(self.model_dump().values())
+
+
+class TierRule(BaseModel):
+    """A membership tier and what it takes to hold it over the trailing window."""
+
+    name: str
+    min_monetary: float = Field(ge=0, description="net spend in the window, in currency units")
+    min_frequency: int = Field(ge=0, description="paid orders in the window")
+
+
+def _default_tiers() -> list[TierRule]:
+    return [
+        TierRule(name="bronze", min_monetary=0, min_frequency=0),
+        TierRule(name="silver", min_monetary=100, min_frequency=2),
+        TierRule(name="gold", min_monetary=300, min_frequency=4),
+        TierRule(name="platinum", min_monetary=1000, min_frequency=8),
+    ]
+
+
+class MembershipSettings(BaseModel):
+    """RFM window and tier thresholds (see ``memberstream.models.membership``)."""
+
+    window_days: float = Field(365.0, gt=0)
+    grace_days: float = Field(30.0, ge=0)
+    tiers: list[TierRule] = Field(default_factory=_default_tiers)
+    max_orders_in_window: int = Field(
+        2000, gt=0, description="bound on orders kept per member; oldest dropped first"
+    )
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_ascend(cls, tiers: list[TierRule]) -> list[TierRule]:
+        if not tiers:
+            raise ValueError("at least one tier is required")
+        if tiers[0].min_monetary != 0 or tiers[0].min_frequency != 0:
+            raise ValueError(f"the first tier ({tiers[0].name}) must have zero thresholds")
+        names = [t.name for t in tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tier names must be unique, got {names}")
+        for low, high in itertools.pairwise(tiers):
+            if high.min_monetary < low.min_monetary or high.min_frequency < low.min_frequency:
+                raise ValueError(
+                    f"tier {high.name} must not need less than {low.name}; list tiers lowest first"
+                )
+        return tiers
+
+
+class BatchSettings(BaseModel):
+    """Micro-batching of each input stream (``stream.take_events``)."""
+
+    max_batch: int = Field(500, gt=0)
+    max_wait_s: float = Field(0.05, gt=0)
+    commit_interval_s: float = Field(2.8, gt=0, description="how often offsets are committed")
+
+
+class BrokerSettings(BaseModel):
+    """The local development broker (``memberstream broker``)."""
+
+    kafka_version: str = "3.9.2"
+    scala_version: str = "2.13"
+    home: Path = Path(os.path.expanduser("~/.cache/memberstream/broker"))
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "768m"
+    start_timeout_s: float = 90.0
+
+
+class Settings(BaseSettings):
+    """Everything memberstream reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MEMBERSTREAM_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        populate_by_name=True,
+    )
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices(
+            "kafka_bootstrap_servers",
+            "MEMBERSTREAM_KAFKA_BOOTSTRAP_SERVERS",
+            "KAFKA_BOOTSTRAP_SERVERS",
+        ),
+    )
+    app_id: str = "memberstream"
+    partitions: int = Field(4, gt=0)
+    replication_factor: int = Field(1, gt=0)
+    store: str = Field("rocksdb://", description="faust table store: rocksdb:// or memory://")
+    data_dir: Path = Path(".memberstream")
+    dedupe_ids_per_member: int = Field(
+        512, gt=0, description="recent event ids kept per member to drop duplicates"
+    )
+    outbox_per_member: int = Field(
+        16, gt=0, description="recent outputs kept per member so a replayed event re-emits them"
+    )
+    topics: TopicNames = Field(default_factory=TopicNames)
+    membership: MembershipSettings = Field(default_factory=MembershipSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+
+    @model_validator(mode="after")
+    def _store_known(self) -> Settings:
+        if not self.store.startswith(("rocksdb://", "memory://")):
+            raise ValueError(f"store must be rocksdb:// or memory://, got {self.store!r}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{CONFIG_ENV}={path}: no such config file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def describe(self) -> dict[str, Any]:
+        """Settings as printed at start-up (nothing here is secret yet)."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build settings, optionally from a TOML file (which env vars still override)."""
+    if config_file is not None:
+        os.environ[CONFIG_ENV] = str(config_file)
+    return Settings(**overrides)

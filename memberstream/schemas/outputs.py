@@ -1,0 +1,93 @@
+"""Records memberstream publishes.
+
+Every output has a deterministic ``output_id`` derived from what caused it, so a
+record re-emitted after a restart or a replay carries the same id and a
+consumer can drop repeats. No output holds wall-clock time: ``as_of`` is event
+time, so replaying the same input yields byte-identical outputs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OUTPUT_SCHEMA_VERSION = 1
+_NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e8f-9a0b-1c2d3e4f5a6b")
+
+
+def deterministic_id(*parts: object) -> str:
+    """A stable id for an output, from the things that identify it."""
+    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    output_id: str
+    schema_version: int = OUTPUT_SCHEMA_VERSION
+
+
+class RFM(BaseModel):
+    """Recency, frequency and monetary value over the trailing event-time window."""
+
+    model_config = ConfigDict(frozen=True)
+
+    window_days: float
+    recency_days: float | None = Field(
+        description="days from the last paid order to as_of; None before any order"
+    )
+    frequency: int = Field(description="paid orders in the window")
+    monetary: float = Field(description="net spend in the window: paid minus refunded")
+    refunds: int = Field(description="refunds in the window")
+
+
+class MemberTierUpdate(Output):
+    """A member's membership tier changed."""
+
+    member_id: str
+    tier: str
+    previous_tier: str | None
+    direction: Literal["initial", "upgrade", "downgrade"]
+    reason: str
+    rfm: RFM
+    cause_event_id: str
+    as_of: datetime
+
+
+class MemberProfile(Output):
+    """The latest picture of a member, for recommenders and CRM (compacted topic)."""
+
+    member_id: str
+    tier: str
+    tier_since: datetime
+    downgrade_pending_since: datetime | None
+    rfm: RFM
+    first_seen: datetime
+    last_event_at: datetime
+    last_purchase_at: datetime | None
+    clicks: int
+    orders: int
+    refunds: int
+    reviews: int
+    events: int = Field(description="distinct events accepted for this member")
+    last_event_id: str
+    as_of: datetime
+
+
+class DeadLetter(Output):
+    """A record that could not be processed, kept whole so it can be fixed and replayed."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None = Field(description="the Kafka record timestamp")
+    key_b64: str | None
+    value_b64: str | None
+    error_type: Literal["decode", "validation", "processing"]
+    reason: str
+    errors: list[dict[str, str]] = Field(
+        default_factory=list, description="one entry per failing field: field and message"
+    )

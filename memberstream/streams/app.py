@@ -1,0 +1,128 @@
+"""The Faust application: topics, the ``members`` table and the ingest agent.
+
+``build_app(settings)`` is the one entry point; the worker command, the demo,
+the tests and the benchmark all build their app through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import faust
+from faust.types import StreamT
+
+from memberstream.config import Settings, TopicNames
+from memberstream.schemas.events import ClickEvent, Envelope, PurchaseEvent, ReviewEvent
+from memberstream.streams.ingest import BatchStats, IngestBatcher
+from memberstream.streams.member_processor import MemberProcessor
+from memberstream.streams.outputs import OutputSink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """Running totals, logged periodically by the worker."""
+
+    records: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    tier_changes: int = 0
+    batches: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, stats: BatchStats) -> None:
+        self.records += stats.records
+        self.accepted += stats.accepted
+        self.duplicates += stats.duplicates
+        self.dead_letters += stats.dead_letters
+        self.tier_changes += stats.tier_changes
+        self.batches += 1
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+SinkFactory = Callable[[faust.App, TopicNames], OutputSink]
+
+
+def build_app(settings: Settings, sink_factory: SinkFactory = OutputSink) -> faust.App:
+    """A configured Faust app with the ingest agent registered.
+
+    ``sink_factory`` builds what the agent produces through; agent tests pass
+    one that records outputs in memory.
+    """
+    app = faust.App(
+        settings.app_id,
+        broker=broker_urls(settings.kafka_bootstrap_servers),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        producer_linger_ms=5,
+        web_enabled=False,
+        table_standby_replicas=0,
+        broker_commit_interval=settings.batch.commit_interval_s,
+        autodiscover=False,
+    )
+    topics = settings.topics
+    event_types: dict[str, type[Envelope]] = {
+        topics.clicks: ClickEvent,
+        topics.purchases: PurchaseEvent,
+        topics.reviews: ReviewEvent,
+    }
+    inputs = app.topic(
+        *event_types,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    members = app.Table(
+        "members",
+        default=None,
+        # Raw bytes both ways: keys are the member_id bytes the inputs are keyed by,
+        # values are MemberState.to_bytes().
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+        partitions=settings.partitions,
+        help="per-member state: RFM window, tier, recent event ids, outbox",
+    )
+    progress = Progress()
+    app.memberstream_progress = progress  # type: ignore[attr-defined]
+    batch = settings.batch
+
+    @app.agent(inputs, name="ingest", concurrency=1)
+    async def ingest(stream: StreamT) -> None:
+        batcher = IngestBatcher(
+            members, MemberProcessor(settings), sink_factory(app, topics), event_types
+        )
+        async for events in stream.take_events(batch.max_batch, within=batch.max_wait_s):
+            progress.add(await batcher.process(events))
+
+    @app.timer(interval=10.0)
+    async def report_progress() -> None:
+        if progress.batches:
+            elapsed = time.monotonic() - progress.started
+            log.info(
+                "progress: records=%d accepted=%d duplicates=%d dlq=%d tier_changes=%d rate=%.0f/s",
+                progress.records,
+                progress.accepted,
+                progress.duplicates,
+                progress.dead_letters,
+                progress.tier_changes,
+                progress.records / max(elapsed, 1e-9),
+            )
+
+    app.memberstream_tables = {"members": members}  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,238 @@
+"""The ``memberstream`` command line.
+
+Every command reads the same settings (env vars with the ``MEMBERSTREAM_``
+prefix, ``KAFKA_BOOTSTRAP_SERVERS``, and an optional TOML file given with
+``--config`` or ``MEMBERSTREAM_CONFIG``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import orjson
+
+from memberstream.config import Settings, load_settings
+from memberstream.schemas.events import Envelope
+from memberstream.streams.commands.broker import broker
+from memberstream.streams.commands.demo import demo
+from memberstream.streams.kafka_io import (
+    KafkaUnavailable,
+    create_topics,
+    iter_topic,
+    produce_events,
+)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]  # type: ignore[no-any-return]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="MEMBERSTREAM_CONFIG",
+    help="TOML settings file; env vars override it.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """memberstream: real-time member intelligence on Kafka.
+
+    Consumes click, purchase and review events, keeps per-member state, and
+    publishes membership tiers, member profiles and dead letters back to Kafka.
+
+    Kafka: KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092). For a local
+    broker, run `memberstream broker start`.
+    """
+    if ctx.invoked_subcommand == "broker":
+        return  # the broker group loads its own settings (it must work before anything else)
+    try:
+        ctx.obj = {"settings": load_settings(config)}
+    except Exception as exc:  # pydantic's message names the bad setting
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+
+
+@cli.command()
+@click.option("--log-level", default="info", show_default=True, help="faust/worker log level")
+@click.pass_context
+def worker(ctx: click.Context, log_level: str) -> None:
+    """Run a stream worker (consume inputs, update state, produce outputs).
+
+    Scale out by starting more workers with the same settings: partitions
+    are shared among them. Stop with Ctrl-C or SIGTERM; offsets of processed
+    records are committed on the way out.
+    """
+    import faust
+
+    from memberstream.streams.app import build_app
+
+    settings = _settings(ctx)
+    logging.getLogger("memberstream").info("settings: %s", orjson.dumps(settings.describe()))
+    app = build_app(settings)
+    faust.Worker(app, loglevel=log_level).execute_from_commandline()
+
+
+@cli.group()
+def topics() -> None:
+    """Manage memberstream's Kafka topics."""
+
+
+@topics.command("create")
+@click.pass_context
+def topics_create(ctx: click.Context) -> None:
+    """Create every topic (idempotent); compacted topics get cleanup.policy=compact."""
+    settings = _settings(ctx.parent)  # type: ignore[arg-type]
+    try:
+        result = asyncio.run(create_topics(settings))
+    except KafkaUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, status in result.items():
+        click.echo(f"{status:8} {name} ({settings.partitions} partitions)")
+
+
+@cli.group()
+def schemas() -> None:
+    """Event and output schemas."""
+
+
+@schemas.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def schemas_export(directory: Path) -> None:
+    """Write JSON Schema files for every event and output into DIRECTORY."""
+    from memberstream.schemas.export import export_json_schemas
+
+    for path in export_json_schemas(directory):
+        click.echo(str(path))
+
+
+def _events_from_file(path: Path) -> Iterator[Envelope]:
+    from memberstream.schemas.codec import parse_any_event
+
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield parse_any_event(orjson.loads(line))
+            except Exception as exc:
+                raise click.ClickException(f"{path}:{lineno}: {exc}") from exc
+
+
+def _dataset_events(name: str, seed: int) -> Iterator[Envelope]:
+    if name == "cdnow":
+        from memberstream.datasets.cdnow import iter_cdnow_events
+
+        return iter_cdnow_events()
+    from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
+
+    return SyntheticWorkload(WorkloadConfig(seed=seed)).events()
+
+
+@cli.command()
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSONL file, one event per line, each with a 'type' field.",
+)
+@click.option(
+    "--dataset",
+    type=click.Choice(["cdnow", "synthetic"]),
+    help="cdnow: the real CDNOW purchase log; synthetic: seeded generated traffic.",
+)
+@click.option("--seed", default=7, show_default=True, help="seed for --dataset synthetic")
+@click.option("--limit", type=int, help="send at most N events")
+@click.option("--rate", type=float, help="events per second (default: as fast as possible)")
+@click.pass_context
+def produce(
+    ctx: click.Context,
+    file_: Path | None,
+    dataset: str | None,
+    seed: int,
+    limit: int | None,
+    rate: float | None,
+) -> None:
+    """Send events to their input topics, keyed by member_id.
+
+    Events are validated before they are sent; a bad line in --file stops
+    the command with its line number.
+    """
+    if (file_ is None) == (dataset is None):
+        raise click.UsageError("give exactly one of --file or --dataset")
+    settings = _settings(ctx)
+    events = _events_from_file(file_) if file_ else _dataset_events(dataset, seed)  # type: ignore[arg-type]
+    if limit is not None:
+        events = itertools.islice(events, limit)
+
+    def progress(n: int) -> None:
+        click.echo(f"  sent {n:,} events", err=True)
+
+    try:
+        report = asyncio.run(produce_events(settings, events, rate=rate, progress=progress))
+    except KafkaUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"sent {report.sent:,} events in {report.seconds:.1f}s ({report.rate:,.0f}/s)")
+
+
+@cli.command()
+@click.argument("topic")
+@click.option("--from-beginning", is_flag=True, help="start at the earliest offset")
+@click.option("--limit", type=int, help="stop after N records")
+@click.option(
+    "--timeout",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="stop after S seconds without a record",
+)
+@click.pass_context
+def consume(
+    ctx: click.Context, topic: str, from_beginning: bool, limit: int | None, timeout: float
+) -> None:
+    """Print records of TOPIC, one JSON object per line.
+
+    JSON values are printed as they are; other values are wrapped as
+    {"key": ..., "value_b64": ...}. Reads without a consumer group.
+    """
+    settings = _settings(ctx)
+
+    async def run() -> None:
+        records = iter_topic(
+            settings.kafka_bootstrap_servers, topic, from_beginning, timeout, limit
+        )
+        async for key, value, _, _ in records:
+            sys.stdout.buffer.write(_printable(key, value) + b"\n")
+        sys.stdout.flush()
+
+    asyncio.run(run())
+
+
+def _printable(key: bytes | None, value: bytes | None) -> bytes:
+    try:
+        if value is not None:
+            orjson.loads(value)
+            return value
+    except orjson.JSONDecodeError:
+        pass
+    import base64
+
+    return orjson.dumps(
+        {
+            "key": None if key is None else key.decode("utf-8", "replace"),
+            "value_b64": None if value is None else base64.b64encode(value).decode(),
+        }
+    )
+
+
+cli.add_command(broker)
+cli.add_command(demo)
+
+
+def main() -> None:
+    cli(prog_name="memberstream")

@@ -1,0 +1,134 @@
+"""One micro-batch of input records: decode, validate, apply to member state, produce.
+
+Within a batch each member's state is loaded once, updated per event in order,
+and written back to the table once; the profile is emitted once per member per
+batch (it goes to a compacted topic, so only the latest matters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from faust.streams import _current_event
+from faust.types import EventT, TableT
+
+from memberstream.schemas.codec import DecodeFailure, decode_event
+from memberstream.schemas.events import Envelope
+from memberstream.streams.member_processor import MemberProcessor
+from memberstream.streams.member_state import MemberState
+from memberstream.streams.outputs import OutputSink
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def event_context(event: EventT) -> Iterator[None]:
+    """Make ``event`` Faust's current event while writing a table.
+
+    Faust picks the changelog partition (and the RocksDB shard) of a table write
+    from the current event. In a ``take_events`` batch that context belongs to
+    the background reader, so the agent sets it to the event whose partition
+    owns the key.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+@dataclass
+class _Touched:
+    state: MemberState
+    event: EventT
+    changed: bool
+
+
+@dataclass
+class BatchStats:
+    records: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    members: int = 0
+    tier_changes: int = 0
+    by_topic: dict[str, int] = field(default_factory=dict)
+
+
+class IngestBatcher:
+    """Processes batches of raw input events against the ``members`` table."""
+
+    def __init__(
+        self,
+        table: TableT,
+        processor: MemberProcessor,
+        sink: OutputSink,
+        event_types: Mapping[str, type[Envelope]],
+    ) -> None:
+        self.table = table
+        self.processor = processor
+        self.sink = sink
+        self.event_types = event_types
+
+    async def process(self, events: Sequence[EventT]) -> BatchStats:
+        stats = BatchStats(records=len(events))
+        touched: dict[str, _Touched] = {}
+        for ev in events:
+            msg = ev.message
+            stats.by_topic[msg.topic] = stats.by_topic.get(msg.topic, 0) + 1
+            decoded = self._decode(msg.topic, msg.key, msg.value)
+            if isinstance(decoded, DecodeFailure):
+                await self.sink.dead_letter(msg, decoded)
+                stats.dead_letters += 1
+                continue
+            mid = decoded.member_id
+            entry = touched.get(mid)
+            state = entry.state if entry else self.processor.load(self.table.get(msg.key))
+            snapshot = state.to_bytes() if state is not None else None
+            try:
+                applied = self.processor.apply(state, decoded)
+            except Exception as exc:  # a bug must not stop the stream: keep the record
+                log.exception("processing failed: topic=%s offset=%s", msg.topic, msg.offset)
+                failure = DecodeFailure("processing", f"{type(exc).__name__}: {exc}")
+                await self.sink.dead_letter(msg, failure)
+                stats.dead_letters += 1
+                if entry is not None:
+                    entry.state = self.processor.load(snapshot)  # type: ignore[assignment]
+                continue
+            if applied.duplicate:
+                stats.duplicates += 1
+            else:
+                stats.accepted += 1
+            changed = (entry.changed if entry else False) or not applied.duplicate
+            touched[mid] = _Touched(applied.state, ev, changed)
+            for emit in applied.emits:
+                stats.tier_changes += not applied.duplicate
+                await self.sink.emit(emit)
+        for entry in touched.values():
+            if entry.changed:
+                with event_context(entry.event):
+                    self.table[entry.event.message.key] = entry.state.to_bytes()
+            await self.sink.emit(self.processor.profile(entry.state))
+        stats.members = len(touched)
+        return stats
+
+    def _decode(
+        self, topic: str, key: bytes | None, value: bytes | None
+    ) -> Envelope | DecodeFailure:
+        event_type = self.event_types[topic]
+        decoded = decode_event(value, event_type)
+        if isinstance(decoded, DecodeFailure):
+            return decoded
+        if key != decoded.member_id.encode("utf-8"):
+            shown = key.decode("utf-8", "replace") if key is not None else None
+            return DecodeFailure(
+                "validation",
+                f"record key {shown!r} does not match member_id {decoded.member_id!r}; "
+                "inputs must be keyed by member_id",
+                [{"field": "(key)", "message": "must equal member_id"}],
+            )
+        return decoded

@@ -1,0 +1,165 @@
+"""Apply one validated event to a member's state: the logic behind the ingest agent.
+
+Plain code, no Kafka: the agent decodes records and produces what this returns,
+tests and replays call it directly.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from memberstream.config import Settings
+from memberstream.models.membership import MembershipPolicy, Order, TierDecision, TierState
+from memberstream.schemas.events import ClickEvent, Envelope, PurchaseEvent, ReviewEvent
+from memberstream.schemas.outputs import MemberProfile, MemberTierUpdate, deterministic_id
+from memberstream.streams.member_state import MemberState
+
+TIERS = "member_tiers"
+PROFILES = "member_profiles"
+
+
+@dataclass(frozen=True)
+class Emit:
+    """An output to produce: the topic role (a TopicNames field), key, JSON payload, time."""
+
+    role: str
+    key: str
+    payload: dict[str, Any]
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class Applied:
+    state: MemberState
+    emits: list[Emit]
+    duplicate: bool
+
+
+def _dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+class MemberProcessor:
+    """Event → new member state and outputs, under the configured policies."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.policy = MembershipPolicy(settings.membership)
+
+    def new_state(self, member_id: str, t: float) -> MemberState:
+        return MemberState(
+            member_id=member_id,
+            first_seen=t,
+            clock=t,
+            tier=TierState(tier=self.policy.base, since=t),
+            window=self.policy.new_window(),
+            recent_ids=deque(maxlen=self.settings.dedupe_ids_per_member),
+            outbox=deque(maxlen=self.settings.outbox_per_member),
+        )
+
+    def load(self, raw: bytes | None) -> MemberState | None:
+        if raw is None:
+            return None
+        return MemberState.from_bytes(
+            raw,
+            self.policy.new_window(),
+            self.settings.dedupe_ids_per_member,
+            self.settings.outbox_per_member,
+        )
+
+    def apply(self, state: MemberState | None, event: Envelope) -> Applied:
+        """Apply ``event``; a duplicate changes nothing and re-emits what it caused."""
+        t = event.occurred_at.timestamp()
+        if state is None:
+            state = self.new_state(event.member_id, t)
+        elif state.seen(event.event_id):
+            replay = [
+                Emit(role, state.member_id, payload, _parse_ts(payload["as_of"]))
+                for role, payload in state.outputs_caused_by(event.event_id)
+            ]
+            return Applied(state, replay, duplicate=True)
+
+        prev_now = state.clock
+        now = max(prev_now, t)
+        state.clock = now
+        state.first_seen = min(state.first_seen, t)
+        state.remember(event.event_id)
+        state.last_event_id = event.event_id
+        state.counts.events += 1
+        self._count(state, event, now)
+
+        emits: list[Emit] = []
+        decision = self.policy.evaluate(state.tier, state.window, prev_now, now)
+        state.window.prune(now)
+        if decision is not None:
+            update = self._tier_update(state, decision, event.event_id, now)
+            payload = update.model_dump(mode="json")
+            state.outbox.append((event.event_id, TIERS, payload))
+            emits.append(Emit(TIERS, state.member_id, payload, now))
+        return Applied(state, emits, duplicate=False)
+
+    def _count(self, state: MemberState, event: Envelope, now: float) -> None:
+        if isinstance(event, PurchaseEvent):
+            t = event.occurred_at.timestamp()
+            state.window.add(Order(t, event.signed_total, event.event_id), now)
+            if event.status == "paid":
+                state.counts.orders += 1
+                if state.last_purchase_at is None or t > state.last_purchase_at:
+                    state.last_purchase_at = t
+            else:
+                state.counts.refunds += 1
+        elif isinstance(event, ClickEvent):
+            state.counts.clicks += 1
+        elif isinstance(event, ReviewEvent):
+            state.counts.reviews += 1
+
+    def _tier_update(
+        self, state: MemberState, decision: TierDecision, cause: str, now: float
+    ) -> MemberTierUpdate:
+        return MemberTierUpdate(
+            output_id=deterministic_id("tier", state.member_id, cause),
+            member_id=state.member_id,
+            tier=decision.tier,
+            previous_tier=decision.previous_tier,
+            direction=decision.direction,  # type: ignore[arg-type]
+            reason=decision.reason,
+            rfm=decision.rfm,
+            cause_event_id=cause,
+            as_of=_dt(now),
+        )
+
+    def profile(self, state: MemberState) -> Emit:
+        """The member's current profile (deterministic id from its event count)."""
+        tier = state.tier
+        profile = MemberProfile(
+            output_id=deterministic_id(
+                "profile", state.member_id, state.counts.events, state.last_event_id
+            ),
+            member_id=state.member_id,
+            tier=tier.tier,
+            tier_since=_dt(tier.since),
+            downgrade_pending_since=(
+                None if tier.downgrade_pending_since is None else _dt(tier.downgrade_pending_since)
+            ),
+            rfm=state.window.rfm(state.clock),
+            first_seen=_dt(state.first_seen),
+            last_event_at=_dt(state.clock),
+            last_purchase_at=None
+            if state.last_purchase_at is None
+            else _dt(state.last_purchase_at),
+            clicks=state.counts.clicks,
+            orders=state.counts.orders,
+            refunds=state.counts.refunds,
+            reviews=state.counts.reviews,
+            events=state.counts.events,
+            last_event_id=state.last_event_id,
+            as_of=_dt(state.clock),
+        )
+        return Emit(PROFILES, state.member_id, profile.model_dump(mode="json"), state.clock)
+
+
+def _parse_ts(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()

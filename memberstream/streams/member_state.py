@@ -1,0 +1,95 @@
+"""Per-member state kept in the ``members`` table, and its compact byte form.
+
+Every collection here is bounded: recent event ids (for de-duplication), orders
+in the RFM window, and the outbox of recent outputs (re-emitted, with the same
+ids, when an event that caused them is seen again after a crash).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from memberstream.models.membership import Order, OrderWindow, TierState
+
+STATE_VERSION = 1
+
+
+@dataclass
+class Counts:
+    clicks: int = 0
+    orders: int = 0
+    refunds: int = 0
+    reviews: int = 0
+    events: int = 0
+
+
+@dataclass
+class MemberState:
+    member_id: str
+    first_seen: float
+    clock: float  # the member's event-time clock: latest occurred_at seen
+    tier: TierState
+    window: OrderWindow
+    recent_ids: deque[str]
+    outbox: deque[tuple[str, str, dict[str, Any]]]  # (cause event id, topic role, payload)
+    counts: Counts = field(default_factory=Counts)
+    last_purchase_at: float | None = None
+    last_event_id: str = ""
+
+    def seen(self, event_id: str) -> bool:
+        return event_id in self.recent_ids
+
+    def remember(self, event_id: str) -> None:
+        self.recent_ids.append(event_id)
+
+    def outputs_caused_by(self, event_id: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(role, payload) for cause, role, payload in self.outbox if cause == event_id]
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": STATE_VERSION,
+                "m": self.member_id,
+                "fs": self.first_seen,
+                "c": self.clock,
+                "t": [self.tier.tier, self.tier.since, self.tier.downgrade_pending_since],
+                "o": [[o.t, o.amount, o.event_id] for o in self.window.orders],
+                "ids": list(self.recent_ids),
+                "ob": [list(entry) for entry in self.outbox],
+                "n": [
+                    self.counts.clicks,
+                    self.counts.orders,
+                    self.counts.refunds,
+                    self.counts.reviews,
+                    self.counts.events,
+                ],
+                "lp": self.last_purchase_at,
+                "le": self.last_event_id,
+            }
+        )
+
+    @classmethod
+    def from_bytes(
+        cls, raw: bytes, window: OrderWindow, max_ids: int, max_outbox: int
+    ) -> MemberState:
+        d = orjson.loads(raw)
+        if d.get("v") != STATE_VERSION:
+            raise ValueError(f"member state version {d.get('v')} is not {STATE_VERSION}")
+        window.orders = [Order(t, amount, eid) for t, amount, eid in d["o"]]
+        tier, since, pending = d["t"]
+        return cls(
+            member_id=d["m"],
+            first_seen=d["fs"],
+            clock=d["c"],
+            tier=TierState(tier, since, pending),
+            window=window,
+            recent_ids=deque(d["ids"], maxlen=max_ids),
+            outbox=deque((tuple(e) for e in d["ob"]), maxlen=max_outbox),
+            counts=Counts(*d["n"]),
+            last_purchase_at=d["lp"],
+            last_event_id=d["le"],
+        )

@@ -1,0 +1,124 @@
+"""The ingest agent under faust's ``test_context``: no broker, in-memory table,
+outputs captured by an in-memory sink."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from faust.types import Message
+
+from memberstream.config import Settings, TopicNames
+from memberstream.schemas.codec import DecodeFailure, encode
+from memberstream.schemas.events import LineItem, PurchaseEvent
+from memberstream.streams.app import build_app
+from memberstream.streams.member_processor import Emit
+from memberstream.streams.outputs import OutputSink, dead_letter_for
+
+
+class MemorySink(OutputSink):
+    """Records what the agent would produce."""
+
+    def __init__(self, app, topics: TopicNames) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(app, topics)
+        self.emits: list[Emit] = []
+        self.letters: list[dict] = []
+
+    async def emit(self, emit: Emit) -> None:
+        self.emits.append(emit)
+
+    async def dead_letter(self, message: Message, failure: DecodeFailure) -> None:
+        self.letters.append(dead_letter_for(message, failure).model_dump(mode="json"))
+
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def purchase(i: int, member: str, amount: float, days: float) -> PurchaseEvent:
+    return PurchaseEvent(
+        event_id=f"e{i}",
+        member_id=member,
+        occurred_at=T0 + timedelta(days=days),
+        order_id=f"o{i}",
+        items=[
+            LineItem(
+                product_id="p1",
+                title="Tent",
+                category="sports_outdoors",
+                quantity=1,
+                unit_price=amount,
+            )
+        ],
+        total=amount,
+    )
+
+
+@pytest.fixture
+def app_and_sink():
+    sinks: list[MemorySink] = []
+
+    def factory(app, topics):  # type: ignore[no-untyped-def]
+        sinks.append(MemorySink(app, topics))
+        return sinks[-1]
+
+    settings = Settings(store="memory://", app_id="agent-test")
+    settings.batch.max_wait_s = 0.01
+    app = build_app(settings, sink_factory=factory)
+    app.finalize()
+    app.flow_control.resume()
+    return app, settings, sinks
+
+
+async def _put(agent, topic: str, key: bytes, value: bytes, offset: int) -> None:  # type: ignore[no-untyped-def]
+    channel = agent.stream().channel
+    message = agent.to_message(key, value, offset=offset)
+    message.topic = topic
+    await channel.put(await channel.decode(message))
+
+
+async def _until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "agent did not get there in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_agent_updates_tiers_profiles_and_table(app_and_sink) -> None:  # type: ignore[no-untyped-def]
+    app, settings, sinks = app_and_sink
+    agent = app.agents["ingest"]
+    async with agent.test_context() as ctx:
+        events = [purchase(i, "m1", 90.0, i) for i in range(4)]
+        for i, ev in enumerate(events):
+            await _put(ctx, settings.topics.purchases, b"m1", encode(ev), i)
+        await _until(lambda: app.memberstream_progress.records >= 4)
+        sink = sinks[-1]
+        tiers = [e.payload for e in sink.emits if e.role == "member_tiers"]
+        assert [(u["previous_tier"], u["tier"]) for u in tiers] == [
+            ("bronze", "silver"),
+            ("silver", "gold"),
+        ]
+        assert tiers[1]["cause_event_id"] == "e3"
+        profiles = [e.payload for e in sink.emits if e.role == "member_profiles"]
+        assert profiles[-1]["events"] == 4 and profiles[-1]["tier"] == "gold"
+        table = app.memberstream_tables["members"]
+        assert table[b"m1"] is not None  # state written back for the member
+
+
+async def test_agent_dead_letters_bad_records_and_ignores_duplicates(app_and_sink) -> None:  # type: ignore[no-untyped-def]
+    app, settings, sinks = app_and_sink
+    agent = app.agents["ingest"]
+    async with agent.test_context() as ctx:
+        ev = purchase(1, "m2", 50.0, 0)
+        await _put(ctx, settings.topics.purchases, b"m2", encode(ev), 0)
+        await _put(ctx, settings.topics.purchases, b"m2", b"{not json", 1)
+        await _put(ctx, settings.topics.purchases, b"m2", encode(ev), 2)  # duplicate
+        await _put(ctx, settings.topics.clicks, b"m2", encode(ev), 3)  # purchase on clicks
+        await _until(lambda: app.memberstream_progress.records >= 4)
+        sink = sinks[-1]
+        assert [d["offset"] for d in sink.letters] == [1, 3]
+        assert "invalid JSON" in sink.letters[0]["reason"]
+        assert sink.letters[0]["value_b64"] == "e25vdCBqc29u"  # the raw bytes, base64
+        assert app.memberstream_progress.duplicates == 1
+        profiles = [e.payload for e in sink.emits if e.role == "member_profiles"]
+        assert profiles[-1]["events"] == 1 and profiles[-1]["orders"] == 1

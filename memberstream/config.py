@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     app_id: str = "memberstream"
     partitions: int = Field(4, gt=0)
     replication_factor: int = Field(1, gt=0)
+    session_timeout_s: float = Field(
+        30.0, ge=6, description="consumer session timeout: how soon a dead worker's partitions move"
+    )
     store: str = Field("rocksdb://", description="faust table store: rocksdb:// or memory://")
     data_dir: Path = Path(".memberstream")
     dedupe_ids_per_member: int = Field(

@@ -35,7 +35,7 @@ class TierState:
     """What the policy remembers per member."""
 
     tier: str
-    since: float
+    since: float | None  # None: held since the member was first seen
     downgrade_pending_since: float | None = None
 
 

@@ -9,6 +9,7 @@ ignored.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -27,7 +28,8 @@ class Order:
 
     @property
     def is_refund(self) -> bool:
-        return self.amount < 0
+        # the sign bit, not < 0: a refund of 0.00 is stored as -0.0 and is still a refund
+        return math.copysign(1.0, self.amount) < 0
 
 
 @dataclass

@@ -53,7 +53,9 @@ def decode_event(raw: bytes | None, event_type: type[E]) -> E | DecodeFailure:
     if not isinstance(data, dict):
         return DecodeFailure("decode", f"expected a JSON object, got {type(data).__name__}")
     declared = data.get("type")
-    if declared is not None and EVENT_TYPES.get(declared) is not event_type:
+    # isinstance first: an unhashable "type" (a list, an object) must not raise here
+    known = EVENT_TYPES.get(declared) if isinstance(declared, str) else None
+    if declared is not None and known is not event_type:
         expected = event_type.model_fields["type"].default
         return DecodeFailure(
             "validation",
@@ -76,7 +78,7 @@ def decode_event(raw: bytes | None, event_type: type[E]) -> E | DecodeFailure:
 def parse_any_event(data: dict[str, Any]) -> Envelope:
     """Validate a dict that names its own ``type`` (used for JSONL files)."""
     kind = data.get("type")
-    if kind not in EVENT_TYPES:
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
         known = ", ".join(EVENT_TYPES)
         raise ValueError(f"'type' must be one of {known}; got {kind!r}")
     return EVENT_TYPES[kind].model_validate(data)

@@ -50,7 +50,7 @@ class MemberTierUpdate(Output):
     member_id: str
     tier: str
     previous_tier: str | None
-    direction: Literal["initial", "upgrade", "downgrade"]
+    direction: Literal["upgrade", "downgrade"]
     reason: str
     rfm: RFM
     cause_event_id: str

@@ -7,6 +7,7 @@ integers, amounts are finite non-negative numbers, timestamps carry a zone.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -19,11 +20,14 @@ MAX_QUERY_CHARS = 500
 MAX_LINE_ITEMS = 200
 MAX_RECORD_BYTES = 64 * 1024
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
 
 def _iso_string_only(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str):
+    # pydantic would also read a numeric string ("1700000000") as a Unix time: refuse it
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
         raise ValueError("must be an ISO 8601 timestamp string with a timezone")
     return value
 

@@ -7,6 +7,7 @@ the tests and the benchmark all build their app through it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from faust.types import StreamT
 
 from memberstream.config import Settings, TopicNames
 from memberstream.schemas.events import ClickEvent, Envelope, PurchaseEvent, ReviewEvent
-from memberstream.streams.ingest import BatchStats, IngestBatcher
+from memberstream.streams.ingest import BatchStats, IngestBatcher, held_acks
 from memberstream.streams.member_processor import MemberProcessor
 from memberstream.streams.outputs import OutputSink
 
@@ -57,6 +58,7 @@ def build_app(settings: Settings, sink_factory: SinkFactory = OutputSink) -> fau
     ``sink_factory`` builds what the agent produces through; agent tests pass
     one that records outputs in memory.
     """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap_servers),
@@ -71,6 +73,8 @@ def build_app(settings: Settings, sink_factory: SinkFactory = OutputSink) -> fau
         web_enabled=False,
         table_standby_replicas=0,
         broker_commit_interval=settings.batch.commit_interval_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         autodiscover=False,
     )
     topics = settings.topics
@@ -90,14 +94,18 @@ def build_app(settings: Settings, sink_factory: SinkFactory = OutputSink) -> fau
     members = app.Table(
         "members",
         default=None,
-        # Raw bytes both ways: keys are the member_id bytes the inputs are keyed by,
-        # values are MemberState.to_bytes().
-        schema=faust.Schema(
-            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        ),
+        key_type=bytes,
+        value_type=bytes,
         partitions=settings.partitions,
         help="per-member state: RFM window, tier, recent event ids, outbox",
     )
+    # Raw bytes both ways: keys are the member_id bytes the inputs are keyed by,
+    # values are MemberState.to_bytes(). Faust derives a table's serializers from
+    # its types and falls back to "json" for bytes, which would hand back dicts
+    # from RocksDB and from changelog recovery. Set before the store and the
+    # changelog topic are created (both lazily, on first use).
+    members.key_serializer = "raw"
+    members.value_serializer = "raw"
     progress = Progress()
     app.memberstream_progress = progress  # type: ignore[attr-defined]
     batch = settings.batch
@@ -108,7 +116,16 @@ def build_app(settings: Settings, sink_factory: SinkFactory = OutputSink) -> fau
             members, MemberProcessor(settings), sink_factory(app, topics), event_types
         )
         async for events in stream.take_events(batch.max_batch, within=batch.max_wait_s):
-            progress.add(await batcher.process(events))
+            try:
+                with held_acks(events):
+                    progress.add(await batcher.process(events))
+            except Exception:
+                # Bad records never get here (they go to the DLQ); this is the broker or
+                # the process failing. Exit at once: nothing of this batch is committed,
+                # and a restarted worker processes it again (at-least-once).
+                log.critical("batch failed; exiting without committing it", exc_info=True)
+                logging.shutdown()
+                os._exit(70)
 
     @app.timer(interval=10.0)
     async def report_progress() -> None:

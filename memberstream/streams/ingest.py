@@ -41,6 +41,23 @@ def event_context(event: EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
+@contextlib.contextmanager
+def held_acks(events: Sequence[EventT]) -> Iterator[None]:
+    """Let Faust ack ``events`` only if the block completes.
+
+    ``Stream.take_events`` acks the whole batch in a ``finally`` when the loop
+    asks for the next batch, and also when the loop body raises or is
+    cancelled; a commit after that would skip records whose effects were never
+    produced. Marking the messages acked up front turns that ``finally`` into a
+    no-op; only a completed batch is released for the normal ack.
+    """
+    for ev in events:
+        ev.message.acked = True
+    yield
+    for ev in events:
+        ev.message.acked = False
+
+
 @dataclass
 class _Touched:
     state: MemberState
@@ -87,9 +104,13 @@ class IngestBatcher:
                 continue
             mid = decoded.member_id
             entry = touched.get(mid)
-            state = entry.state if entry else self.processor.load(self.table.get(msg.key))
-            snapshot = state.to_bytes() if state is not None else None
             try:
+                if entry is None:
+                    with event_context(ev):
+                        state = self.processor.load(self.table.get(msg.key))
+                else:
+                    state = entry.state
+                snapshot = state.to_bytes() if state is not None else None
                 applied = self.processor.apply(state, decoded)
             except Exception as exc:  # a bug must not stop the stream: keep the record
                 log.exception("processing failed: topic=%s offset=%s", msg.topic, msg.offset)
@@ -99,6 +120,8 @@ class IngestBatcher:
                 if entry is not None:
                     entry.state = self.processor.load(snapshot)  # type: ignore[assignment]
                 continue
+            # (a state that cannot be loaded sends every event of that member to the DLQ
+            # with the reason, rather than stopping the partition)
             if applied.duplicate:
                 stats.duplicates += 1
             else:

@@ -54,7 +54,8 @@ class MemberProcessor:
             member_id=member_id,
             first_seen=t,
             clock=t,
-            tier=TierState(tier=self.policy.base, since=t),
+            order_clock=None,
+            tier=TierState(tier=self.policy.base, since=None),
             window=self.policy.new_window(),
             recent_ids=deque(maxlen=self.settings.dedupe_ids_per_member),
             outbox=deque(maxlen=self.settings.outbox_per_member),
@@ -82,42 +83,45 @@ class MemberProcessor:
             ]
             return Applied(state, replay, duplicate=True)
 
-        prev_now = state.clock
-        now = max(prev_now, t)
-        state.clock = now
-        state.first_seen = min(state.first_seen, t)
         state.remember(event.event_id)
-        state.last_event_id = event.event_id
         state.counts.events += 1
-        self._count(state, event, now)
-
+        state.first_seen = min(state.first_seen, t)
+        if (t, event.event_id) > (state.clock, state.last_event_id):
+            state.clock, state.last_event_id = t, event.event_id
         emits: list[Emit] = []
-        decision = self.policy.evaluate(state.tier, state.window, prev_now, now)
-        state.window.prune(now)
-        if decision is not None:
-            update = self._tier_update(state, decision, event.event_id, now)
-            payload = update.model_dump(mode="json")
-            state.outbox.append((event.event_id, TIERS, payload))
-            emits.append(Emit(TIERS, state.member_id, payload, now))
-        return Applied(state, emits, duplicate=False)
-
-    def _count(self, state: MemberState, event: Envelope, now: float) -> None:
         if isinstance(event, PurchaseEvent):
-            t = event.occurred_at.timestamp()
-            state.window.add(Order(t, event.signed_total, event.event_id), now)
-            if event.status == "paid":
-                state.counts.orders += 1
-                if state.last_purchase_at is None or t > state.last_purchase_at:
-                    state.last_purchase_at = t
-            else:
-                state.counts.refunds += 1
+            decision = self._apply_order(state, event, t)
+            if decision is not None:
+                update = self._tier_update(state, decision, event.event_id)
+                payload = update.model_dump(mode="json")
+                state.outbox.append((event.event_id, TIERS, payload))
+                emits.append(Emit(TIERS, state.member_id, payload, update.as_of.timestamp()))
         elif isinstance(event, ClickEvent):
             state.counts.clicks += 1
         elif isinstance(event, ReviewEvent):
             state.counts.reviews += 1
+        return Applied(state, emits, duplicate=False)
+
+    def _apply_order(
+        self, state: MemberState, event: PurchaseEvent, t: float
+    ) -> TierDecision | None:
+        """Move the order clock, record the order, and re-evaluate the tier."""
+        prev_now = t if state.order_clock is None else state.order_clock
+        now = max(prev_now, t)
+        state.order_clock = now
+        state.window.add(Order(t, event.signed_total, event.event_id), now)
+        if event.status == "paid":
+            state.counts.orders += 1
+            if state.last_purchase_at is None or t > state.last_purchase_at:
+                state.last_purchase_at = t
+        else:
+            state.counts.refunds += 1
+        decision = self.policy.evaluate(state.tier, state.window, prev_now, now)
+        state.window.prune(now)
+        return decision
 
     def _tier_update(
-        self, state: MemberState, decision: TierDecision, cause: str, now: float
+        self, state: MemberState, decision: TierDecision, cause: str
     ) -> MemberTierUpdate:
         return MemberTierUpdate(
             output_id=deterministic_id("tier", state.member_id, cause),
@@ -128,7 +132,7 @@ class MemberProcessor:
             reason=decision.reason,
             rfm=decision.rfm,
             cause_event_id=cause,
-            as_of=_dt(now),
+            as_of=_dt(state.order_clock),  # type: ignore[arg-type]
         )
 
     def profile(self, state: MemberState) -> Emit:
@@ -140,11 +144,11 @@ class MemberProcessor:
             ),
             member_id=state.member_id,
             tier=tier.tier,
-            tier_since=_dt(tier.since),
+            tier_since=_dt(state.first_seen if tier.since is None else tier.since),
             downgrade_pending_since=(
                 None if tier.downgrade_pending_since is None else _dt(tier.downgrade_pending_since)
             ),
-            rfm=state.window.rfm(state.clock),
+            rfm=state.window.rfm(state.clock),  # as of the latest event of any kind
             first_seen=_dt(state.first_seen),
             last_event_at=_dt(state.clock),
             last_purchase_at=None

@@ -1,5 +1,11 @@
 """Per-member state kept in the ``members`` table, and its compact byte form.
 
+Two event-time clocks: ``clock`` (any event) dates the profile; ``order_clock``
+(orders and refunds only) drives the RFM window and tier decisions. Kafka keeps
+order within one topic partition but not across the click, purchase and review
+topics, so tier decisions depend only on the purchase topic's order and a replay
+reproduces them exactly whatever the interleaving of the topics.
+
 Every collection here is bounded: recent event ids (for de-duplication), orders
 in the RFM window, and the outbox of recent outputs (re-emitted, with the same
 ids, when an event that caused them is seen again after a crash).
@@ -31,7 +37,8 @@ class Counts:
 class MemberState:
     member_id: str
     first_seen: float
-    clock: float  # the member's event-time clock: latest occurred_at seen
+    clock: float  # latest occurred_at of any event of the member
+    order_clock: float | None  # latest occurred_at of an order or refund: the tier clock
     tier: TierState
     window: OrderWindow
     recent_ids: deque[str]
@@ -56,6 +63,7 @@ class MemberState:
                 "m": self.member_id,
                 "fs": self.first_seen,
                 "c": self.clock,
+                "oc": self.order_clock,
                 "t": [self.tier.tier, self.tier.since, self.tier.downgrade_pending_since],
                 "o": [[o.t, o.amount, o.event_id] for o in self.window.orders],
                 "ids": list(self.recent_ids),
@@ -85,6 +93,7 @@ class MemberState:
             member_id=d["m"],
             first_seen=d["fs"],
             clock=d["c"],
+            order_clock=d["oc"],
             tier=TierState(tier, since, pending),
             window=window,
             recent_ids=deque(d["ids"], maxlen=max_ids),

@@ -54,15 +54,15 @@ def purchase(i: int, member: str, amount: float, days: float) -> PurchaseEvent:
     )
 
 
-@pytest.fixture
-def app_and_sink():
+@pytest.fixture(params=["memory://", "rocksdb://"])
+def app_and_sink(request, tmp_path):  # type: ignore[no-untyped-def]
     sinks: list[MemorySink] = []
 
     def factory(app, topics):  # type: ignore[no-untyped-def]
         sinks.append(MemorySink(app, topics))
         return sinks[-1]
 
-    settings = Settings(store="memory://", app_id="agent-test")
+    settings = Settings(store=request.param, app_id="agent-test", data_dir=tmp_path)
     settings.batch.max_wait_s = 0.01
     app = build_app(settings, sink_factory=factory)
     app.finalize()
@@ -122,3 +122,21 @@ async def test_agent_dead_letters_bad_records_and_ignores_duplicates(app_and_sin
         assert app.memberstream_progress.duplicates == 1
         profiles = [e.payload for e in sink.emits if e.role == "member_profiles"]
         assert profiles[-1]["events"] == 1 and profiles[-1]["orders"] == 1
+
+
+async def test_state_survives_between_batches(app_and_sink) -> None:  # type: ignore[no-untyped-def]
+    """Each event in its own batch: state is read back from the table store every time."""
+    app, settings, sinks = app_and_sink
+    agent = app.agents["ingest"]
+    async with agent.test_context() as ctx:
+        for i in range(4):
+            ev = purchase(i, "m3", 90.0, i)
+            await _put(ctx, settings.topics.purchases, b"m3", encode(ev), i)
+            await _until(lambda n=i: app.memberstream_progress.batches >= n + 1)
+        sink = sinks[-1]
+        assert sink.letters == []
+        assert app.memberstream_progress.batches == 4
+        profiles = [e.payload for e in sink.emits if e.role == "member_profiles"]
+        assert [p["events"] for p in profiles] == [1, 2, 3, 4]
+        assert profiles[-1]["tier"] == "gold"
+        assert isinstance(app.memberstream_tables["members"].get(b"m3"), bytes)

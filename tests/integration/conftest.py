@@ -64,15 +64,17 @@ def namespace(kafka_bootstrap: str, tmp_path: Path) -> Settings:
 def make_namespace(bootstrap: str, tmp_path: Path, **overrides: object) -> Settings:
     run = uuid.uuid4().hex[:10]
     names = {k: f"test.{run}.{v}" for k, v in TopicNames().model_dump().items()}
-    settings = Settings(
-        kafka_bootstrap_servers=bootstrap,
-        app_id=f"memberstream-test-{run}",
-        topics=TopicNames(**names),
-        data_dir=tmp_path / f"state-{run}",
-        store="memory://",
-        partitions=3,
-        **overrides,  # type: ignore[arg-type]
-    )
+    fields: dict[str, object] = {
+        "kafka_bootstrap_servers": bootstrap,
+        "app_id": f"memberstream-test-{run}",
+        "topics": TopicNames(**names),
+        "data_dir": tmp_path / f"state-{run}",
+        "store": "memory://",
+        "partitions": 3,
+        "session_timeout_s": 6.0,  # a killed worker's partitions move on quickly
+        **overrides,
+    }
+    settings = Settings(**fields)  # type: ignore[arg-type]
     settings.batch.commit_interval_s = 0.5
     asyncio.run(create_topics(settings))
     return settings

@@ -87,6 +87,19 @@ async def create_topics(settings: Settings) -> dict[str, str]:
     return result
 
 
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    """Delete topics that exist among ``names`` (used to clean up demo runs)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [n for n in names if n in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
 @dataclass
 class ProduceReport:
     sent: int

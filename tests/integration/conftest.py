@@ -34,8 +34,30 @@ def _docker_available() -> bool:
         return False
 
 
+async def _delete_test_topics(bootstrap: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        ours = [t for t in await admin.list_topics() if t.startswith(tuple(_CREATED))]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
+
+
+_CREATED: list[str] = []  # name prefixes of the namespaces this session made
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
+    for bootstrap in _kafka():
+        yield bootstrap
+        asyncio.run(_delete_test_topics(bootstrap))
+
+
+def _kafka() -> Iterator[str]:
     env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if env:
         asyncio.run(wait_for_kafka(env, 60))
@@ -63,7 +85,8 @@ def namespace(kafka_bootstrap: str, tmp_path: Path) -> Settings:
 
 def make_namespace(bootstrap: str, tmp_path: Path, **overrides: object) -> Settings:
     run = uuid.uuid4().hex[:10]
-    names = {k: f"test.{run}.{v}" for k, v in TopicNames().model_dump().items()}
+    _CREATED.extend([f"memberstream-test.{run}.", f"memberstream-test-{run}-"])
+    names = {k: f"memberstream-test.{run}.{v}" for k, v in TopicNames().model_dump().items()}
     fields: dict[str, object] = {
         "kafka_bootstrap_servers": bootstrap,
         "app_id": f"memberstream-test-{run}",

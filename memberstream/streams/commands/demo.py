@@ -15,6 +15,7 @@ import click
 from memberstream.config import Settings, TopicNames
 from memberstream.streams.kafka_io import (
     create_topics,
+    delete_topics,
     produce_events,
     produce_raw,
     read_json,
@@ -60,8 +61,9 @@ def _ensure_broker(settings: Settings) -> None:
 @click.option("--limit", type=int, help="send only the first N CDNOW purchases")
 @click.option("--examples", default=5, show_default=True, help="tier changes to show")
 @click.option("--timeout", default=600.0, show_default=True, help="seconds to wait for the worker")
+@click.option("--keep", is_flag=True, help="keep this run's topics (deleted by default)")
 @click.pass_context
-def demo(ctx: click.Context, limit: int | None, examples: int, timeout: float) -> None:
+def demo(ctx: click.Context, limit: int | None, examples: int, timeout: float, keep: bool) -> None:
     """Run the pipeline end to end on the CDNOW purchase log and print a report.
 
     Starts the development broker unless KAFKA_BOOTSTRAP_SERVERS is set,
@@ -69,7 +71,7 @@ def demo(ctx: click.Context, limit: int | None, examples: int, timeout: float) -
     69,659 real CDNOW purchases (1997-1998) plus three malformed records,
     waits until the worker has processed everything, and reports: events in,
     dead letters, the membership-tier distribution, a few tier changes, and
-    throughput.
+    throughput. The run's topics are deleted afterwards unless --keep.
     """
     from memberstream.datasets.cdnow import iter_cdnow_events
 
@@ -124,6 +126,11 @@ def demo(ctx: click.Context, limit: int | None, examples: int, timeout: float) -
     finally:
         worker.stop()
     _report(settings, sent + len(BAD_RECORDS), elapsed, examples)
+    if keep:
+        click.echo(f"Kept topics *.{run_id}; read them with `memberstream consume TOPIC`.")
+    else:
+        internal = [f"{settings.app_id}-{t}" for t in ("members-changelog", "__assignor-__leader")]
+        asyncio.run(delete_topics(settings.kafka_bootstrap_servers, topics.all() + internal))
 
 
 def _report(settings: Settings, events_in: int, elapsed: float, examples: int) -> None:

@@ -107,10 +107,11 @@ class IngestBatcher:
             try:
                 if entry is None:
                     with event_context(ev):
-                        state = self.processor.load(self.table.get(msg.key))
+                        before = self.table.get(msg.key)
+                    state = self.processor.load(before)
                 else:
                     state = entry.state
-                snapshot = state.to_bytes() if state is not None else None
+                    before = state.to_bytes()  # to roll back to if apply fails
                 applied = self.processor.apply(state, decoded)
             except Exception as exc:  # a bug must not stop the stream: keep the record
                 log.exception("processing failed: topic=%s offset=%s", msg.topic, msg.offset)
@@ -118,7 +119,7 @@ class IngestBatcher:
                 await self.sink.dead_letter(msg, failure)
                 stats.dead_letters += 1
                 if entry is not None:
-                    entry.state = self.processor.load(snapshot)  # type: ignore[assignment]
+                    entry.state = self.processor.load(before)  # type: ignore[assignment]
                 continue
             # (a state that cannot be loaded sends every event of that member to the DLQ
             # with the reason, rather than stopping the partition)

@@ -14,7 +14,11 @@ from typing import Any
 from memberstream.config import Settings
 from memberstream.models.membership import MembershipPolicy, Order, TierDecision, TierState
 from memberstream.schemas.events import ClickEvent, Envelope, PurchaseEvent, ReviewEvent
-from memberstream.schemas.outputs import MemberProfile, MemberTierUpdate, deterministic_id
+from memberstream.schemas.outputs import (
+    OUTPUT_SCHEMA_VERSION,
+    MemberTierUpdate,
+    deterministic_id,
+)
 from memberstream.streams.member_state import MemberState
 
 TIERS = "member_tiers"
@@ -136,33 +140,49 @@ class MemberProcessor:
         )
 
     def profile(self, state: MemberState) -> Emit:
-        """The member's current profile (deterministic id from its event count)."""
+        """The member's current profile (deterministic id from its event count).
+
+        Built as a plain dict on the hot path (once per member per batch); a unit
+        test holds it equal to ``MemberProfile(...).model_dump(mode="json")``.
+        """
         tier = state.tier
-        profile = MemberProfile(
-            output_id=deterministic_id(
+        rfm = state.window.rfm(state.clock)
+        pending = tier.downgrade_pending_since
+        payload = {
+            "output_id": deterministic_id(
                 "profile", state.member_id, state.counts.events, state.last_event_id
             ),
-            member_id=state.member_id,
-            tier=tier.tier,
-            tier_since=_dt(state.first_seen if tier.since is None else tier.since),
-            downgrade_pending_since=(
-                None if tier.downgrade_pending_since is None else _dt(tier.downgrade_pending_since)
+            "schema_version": OUTPUT_SCHEMA_VERSION,
+            "member_id": state.member_id,
+            "tier": tier.tier,
+            "tier_since": iso(state.first_seen if tier.since is None else tier.since),
+            "downgrade_pending_since": None if pending is None else iso(pending),
+            "rfm": {
+                "window_days": rfm.window_days,
+                "recency_days": rfm.recency_days,
+                "frequency": rfm.frequency,
+                "monetary": rfm.monetary,
+                "refunds": rfm.refunds,
+            },
+            "first_seen": iso(state.first_seen),
+            "last_event_at": iso(state.clock),
+            "last_purchase_at": (
+                None if state.last_purchase_at is None else iso(state.last_purchase_at)
             ),
-            rfm=state.window.rfm(state.clock),  # as of the latest event of any kind
-            first_seen=_dt(state.first_seen),
-            last_event_at=_dt(state.clock),
-            last_purchase_at=None
-            if state.last_purchase_at is None
-            else _dt(state.last_purchase_at),
-            clicks=state.counts.clicks,
-            orders=state.counts.orders,
-            refunds=state.counts.refunds,
-            reviews=state.counts.reviews,
-            events=state.counts.events,
-            last_event_id=state.last_event_id,
-            as_of=_dt(state.clock),
-        )
-        return Emit(PROFILES, state.member_id, profile.model_dump(mode="json"), state.clock)
+            "clicks": state.counts.clicks,
+            "orders": state.counts.orders,
+            "refunds": state.counts.refunds,
+            "reviews": state.counts.reviews,
+            "events": state.counts.events,
+            "last_event_id": state.last_event_id,
+            "as_of": iso(state.clock),
+        }
+        return Emit(PROFILES, state.member_id, payload, state.clock)
+
+
+def iso(t: float) -> str:
+    """Event time as pydantic writes it in JSON mode (UTC, ``Z`` suffix)."""
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _parse_ts(iso: str) -> float:

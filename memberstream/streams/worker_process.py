@@ -43,7 +43,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "memberstream", "worker", "--log-level", "warning"],
+                [sys.executable, "-m", "memberstream", "worker", "--log-level", "info"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,652 @@
+"""Worker throughput against a plain aiokafka passthrough and a bare Faust agent.
+
+``python -m bench.throughput [--events N] [--rounds R] [--bootstrap B] [--out DIR]``
+
+Each run gets a fresh namespace (topics, consumer group, state directory),
+pre-produces the same N encoded PURCHASE events, then starts the contender as a
+child process and samples its group's committed offsets every ~0.2 s. The rate
+is the slope between 10% and 90% committed (interpolated on the commit onsets),
+which leaves out start-up and the tail. Three contenders: the plain aiokafka
+passthrough (baseline), the faust floor (``bench.faust_floor``: the cheapest
+Faust agent with the passthrough's semantics, i.e. the ceiling for any Faust
+agent) and the worker. They alternate (passthrough, faust-floor, worker, ...)
+for R rounds so drift on a noisy machine hits all alike. Results go to
+``DIR/throughput.json`` and ``DIR/throughput.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from memberstream.config import Settings, TopicNames
+from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
+from memberstream.schemas.codec import encode
+from memberstream.streams.kafka_io import create_topics, wait_for_kafka
+from memberstream.streams.worker_process import WorkerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMIT_INTERVAL_S = 0.5
+POLL_S = 0.2
+GOAL_RATIO = 0.5
+COARSE_STEPS = 5  # fewer partial commit levels than this: the slope is rough
+GOAL = f"worker >= {GOAL_RATIO} x passthrough"
+CONTENDERS = ("passthrough", "faust-floor", "worker")
+NOISE_ABOVE_FLOOR = 1.1  # worker/faust-floor above this: the run can't be read against the floor
+# (numerator, denominator, what the ratio means); the first one is the goal's
+RATIOS = (
+    ("worker", "passthrough", "the goal"),
+    ("faust-floor", "passthrough", "ceiling for any Faust agent"),
+    ("worker", "faust-floor", "the worker's own cost on top of Faust's"),
+)
+
+Record = tuple[bytes, bytes]  # key, value
+Sample = tuple[float, int]  # seconds since the child started, records committed
+
+
+# --- workload ----------------------------------------------------------------------------------
+
+
+def purchase_records(n: int, seed: int = 7) -> list[Record]:
+    """The first ``n`` synthetic PURCHASE events, encoded once and keyed by member_id."""
+    members, days = max(2000, n // 6), 240.0  # ~6 purchases per member over 240 days
+    while True:
+        workload = SyntheticWorkload(WorkloadConfig(seed=seed, members=members, days=days))
+        events = list(itertools.islice(workload.events(kinds={"purchase"}), n))
+        if len(events) == n:
+            return [(e.member_id.encode("utf-8"), encode(e)) for e in events]
+        days *= 2
+
+
+async def produce_all(bootstrap: str, topic: str, records: list[Record]) -> float:
+    """Send ``records`` with one fast producer; return the seconds it took."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    started = time.monotonic()
+    try:
+        pending = []
+        for key, value in records:
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 10_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+# --- namespaces --------------------------------------------------------------------------------
+
+
+def make_namespace(bootstrap: str, partitions: int, state_root: Path) -> Settings:
+    """Settings with topics, a consumer group / app id and a state dir of their own."""
+    run = uuid.uuid4().hex[:10]
+    names = {k: f"bench.{run}.{v}" for k, v in TopicNames().model_dump().items()}
+    settings = Settings(
+        kafka_bootstrap_servers=bootstrap,
+        app_id=f"memberstream-bench-{run}",
+        topics=TopicNames(**names),
+        data_dir=state_root / f"state-{run}",
+        store="rocksdb://",
+        partitions=partitions,
+    )
+    settings.batch.commit_interval_s = COMMIT_INTERVAL_S
+    state_root.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    return settings
+
+
+def run_id(settings: Settings) -> str:
+    return settings.app_id.rsplit("-", 1)[-1]
+
+
+async def delete_namespace(settings: Settings) -> None:
+    """Delete every topic of the run (inputs, outputs, faust's changelog and assignor)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if run_id(settings) in t]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+# --- contenders --------------------------------------------------------------------------------
+
+
+class Child(Protocol):
+    @property
+    def running(self) -> bool: ...
+
+    def stop(self, timeout_s: float = 30.0) -> int | None: ...
+
+    def log_tail(self, lines: int = 40) -> str: ...
+
+
+class ModuleProcess(WorkerProcess):
+    """``python -m <module> <args>`` as a child, stopped and logged like the worker."""
+
+    module = ""
+
+    def args(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> ModuleProcess:
+        cmd = [sys.executable, "-m", self.module, *self.args()]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self
+
+
+class PassthroughProcess(ModuleProcess):
+    """``python -m bench.passthrough`` on the namespace's inputs, into its tiers topic."""
+
+    module = "bench.passthrough"
+
+    def args(self) -> list[str]:
+        s = self.settings
+        return [
+            "--bootstrap",
+            s.kafka_bootstrap_servers,
+            "--group",
+            s.app_id,
+            "--topics",
+            ",".join(s.topics.inputs()),
+            "--output",
+            s.topics.member_tiers,
+            "--commit-interval",
+            str(s.batch.commit_interval_s),
+        ]
+
+
+class FaustFloorProcess(ModuleProcess):
+    """``python -m bench.faust_floor``: the worker's broker settings, a forward-only agent."""
+
+    module = "bench.faust_floor"
+
+    def args(self) -> list[str]:
+        s = self.settings
+        return [
+            "--bootstrap",
+            s.kafka_bootstrap_servers,
+            "--app-id",
+            s.app_id,
+            "--topics",
+            ",".join(s.topics.inputs()),
+            "--output",
+            s.topics.member_tiers,
+            "--partitions",
+            str(s.partitions),
+            "--commit-interval",
+            str(s.batch.commit_interval_s),
+            "--session-timeout",
+            str(s.session_timeout_s),
+            "--max-batch",
+            str(s.batch.max_batch),
+            "--max-wait",
+            str(s.batch.max_wait_s),
+            "--datadir",
+            str(s.data_dir),
+        ]
+
+
+def start_contender(name: str, settings: Settings, log_path: Path) -> Child:
+    if name == "worker":
+        return WorkerProcess(settings, log_path).start()
+    if name == "faust-floor":
+        return FaustFloorProcess(settings, log_path).start()
+    return PassthroughProcess(settings, log_path).start()
+
+
+# --- measurement -------------------------------------------------------------------------------
+
+
+class CommitPoller:
+    """Sum of a group's committed offsets on some partitions, through one admin client."""
+
+    def __init__(self, bootstrap: str, group: str, tps: list[TopicPartition]) -> None:
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.group = group
+        self.tps = tps
+
+    async def __aenter__(self) -> CommitPoller:
+        await self.admin.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.admin.close()
+
+    async def committed(self) -> int:
+        try:
+            offsets = await self.admin.list_consumer_group_offsets(self.group, partitions=self.tps)
+        except KafkaError as exc:  # e.g. the coordinator is still loading the new group
+            if not exc.retriable:
+                raise
+            return 0
+        return sum(max(meta.offset, 0) for meta in offsets.values())
+
+
+async def sample_until_done(
+    poller: CommitPoller, child: Child, n: int, started: float, timeout_s: float
+) -> list[Sample]:
+    """(t, committed) every ``POLL_S`` until all ``n`` records are committed."""
+    samples: list[Sample] = [(0.0, 0)]
+    for tick in itertools.count(1):
+        committed = await poller.committed()
+        now = time.monotonic() - started
+        samples.append((round(now, 3), committed))
+        if committed >= n:
+            return samples
+        if not child.running:
+            raise RuntimeError(f"contender exited early:\n{child.log_tail()}")
+        if now > timeout_s:
+            raise TimeoutError(f"{committed}/{n} committed after {timeout_s:.0f}s")
+        await asyncio.sleep(max(started + tick * POLL_S - time.monotonic(), 0.0))
+    raise AssertionError("unreachable")
+
+
+def commit_onsets(samples: list[Sample]) -> list[Sample]:
+    """(t, level) where each new non-zero committed level was first seen.
+
+    Commits are steps (one every 0.5 s), so the curve to interpolate on runs through
+    the step onsets. The zero level is left out: "nothing committed yet" says nothing
+    about when work began, and interpolating from it would credit the first commit's
+    records to the last poll interval alone.
+    """
+    onsets: list[Sample] = []
+    for t, committed in samples:
+        if committed > (onsets[-1][1] if onsets else 0):
+            onsets.append((t, committed))
+    return onsets
+
+
+def crossing_time(points: list[Sample], level: float) -> float:
+    """When the committed count reached ``level``, interpolated between ``points``
+    (clamped to the first and last point)."""
+    if level <= points[0][1]:
+        return points[0][0]
+    for (t0, c0), (t1, c1) in itertools.pairwise(points):
+        if c0 < level <= c1:
+            return t0 + (t1 - t0) * (level - c0) / (c1 - c0)
+    return points[-1][0]
+
+
+def slope_rate(samples: list[Sample], n: int, low: float = 0.1, high: float = 0.9) -> float:
+    """Events/s between ``low`` and ``high`` of ``n`` committed, on the commit onsets.
+
+    Where everything was committed in one step there is no slope: the whole-run
+    average (start-up included) is returned instead, a lower bound.
+    """
+    points = commit_onsets(samples)
+    lo = min(max(low * n, points[0][1]), points[-1][1])
+    hi = min(max(high * n, points[0][1]), points[-1][1])
+    if hi <= lo:
+        return points[-1][1] / points[-1][0]
+    return (hi - lo) / (crossing_time(points, hi) - crossing_time(points, lo))
+
+
+def log_levels(path: Path) -> tuple[int, int]:
+    """(ERROR lines, WARNING lines) in a child's log."""
+    errors = warnings = 0
+    with path.open(errors="replace") as log:
+        for line in log:
+            errors += "[ERROR]" in line
+            warnings += "[WARNING]" in line
+    return errors, warnings
+
+
+@dataclass
+class RunResult:
+    contender: str
+    round: int
+    rate: float  # events/s between 10% and 90% committed
+    wall_s: float  # child start to everything committed
+    samples: int
+    commit_steps: int  # distinct partial commit levels seen: few means a coarse rate
+    produce_s: float
+    exit_code: int | None
+    log_errors: int  # "[ERROR]" lines in the child's log: a healthy run has none
+    log_warnings: int
+    trace: list[Sample]  # the (t, committed) samples themselves
+
+
+async def measure(
+    contender: str,
+    round_no: int,
+    settings: Settings,
+    records: list[Record],
+    log_dir: Path,
+    timeout_s: float,
+) -> RunResult:
+    """One run: fresh namespace, pre-produce, start the contender, sample, stop it."""
+    await create_topics(settings)
+    bootstrap, topic = settings.kafka_bootstrap_servers, settings.topics.purchases
+    produce_s = await produce_all(bootstrap, topic, records)
+    tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+    log_path = log_dir / f"{contender}-{round_no}-{run_id(settings)}.log"
+    async with CommitPoller(bootstrap, settings.app_id, tps) as poller:
+        started = time.monotonic()
+        child = start_contender(contender, settings, log_path)
+        try:
+            samples = await sample_until_done(poller, child, len(records), started, timeout_s)
+        finally:
+            code = await asyncio.to_thread(child.stop)
+    return run_result(contender, round_no, samples, len(records), produce_s, code, log_path)
+
+
+def run_result(
+    contender: str,
+    round_no: int,
+    samples: list[Sample],
+    n: int,
+    produce_s: float,
+    exit_code: int | None,
+    log_path: Path,
+) -> RunResult:
+    errors, warnings = log_levels(log_path)
+    return RunResult(
+        contender=contender,
+        round=round_no,
+        rate=slope_rate(samples, n),
+        wall_s=samples[-1][0],
+        samples=len(samples),
+        commit_steps=len({c for _, c in samples if 0 < c < n}),
+        produce_s=produce_s,
+        exit_code=exit_code,
+        log_errors=errors,
+        log_warnings=warnings,
+        trace=samples,
+    )
+
+
+async def run_one(
+    contender: str, round_no: int, records: list[Record], args: argparse.Namespace, tmp: Path
+) -> RunResult:
+    settings = make_namespace(args.bootstrap, args.partitions, tmp / "state")
+    try:
+        return await measure(contender, round_no, settings, records, tmp / "logs", args.timeout)
+    finally:
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+        if not args.keep_topics:
+            with contextlib.suppress(KafkaError):
+                await delete_namespace(settings)
+
+
+async def run_all(
+    records: list[Record], args: argparse.Namespace, tmp: Path, report: Callable[[RunResult], None]
+) -> list[RunResult]:
+    await wait_for_kafka(args.bootstrap)
+    results = []
+    for round_no in range(1, args.rounds + 1):
+        for contender in CONTENDERS:
+            result = await run_one(contender, round_no, records, args, tmp)
+            report(result)
+            results.append(result)
+    return results
+
+
+# --- summary -----------------------------------------------------------------------------------
+
+
+def rates_of(results: list[RunResult], contender: str) -> list[float]:
+    return [r.rate for r in results if r.contender == contender]
+
+
+def ratio_of(
+    results: list[RunResult], stats: dict[str, Any], num: str, den: str, meaning: str
+) -> dict[str, Any]:
+    """``num``/``den`` of the medians and per round (each round pairs its own runs)."""
+    per_round = {
+        r.round: r.rate / d.rate
+        for r, d in itertools.product(results, results)
+        if r.contender == num and d.contender == den and r.round == d.round
+    }
+    return {
+        "of_medians": stats[num]["median"] / stats[den]["median"],
+        "per_round": per_round,
+        "meaning": meaning,
+    }
+
+
+def summarize(results: list[RunResult]) -> dict[str, Any]:
+    stats = {}
+    for name in CONTENDERS:
+        rates = rates_of(results, name)
+        stats[name] = {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
+    ratios = {f"{n}/{d}": ratio_of(results, stats, n, d, m) for n, d, m in RATIOS}
+    goal = ratios["worker/passthrough"]
+    return {
+        "contenders": stats,
+        "ratios": ratios,
+        # worker/passthrough again under the keys older results used
+        "ratio_per_round": goal["per_round"],
+        "ratio_of_medians": goal["of_medians"],
+        "fewest_commit_steps": min(r.commit_steps for r in results),
+        "goal": GOAL,
+        "goal_met": goal["of_medians"] >= GOAL_RATIO,
+    }
+
+
+def machine_info(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "loadavg_at_start": os.getloadavg(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "faust": version("faust-streaming"),
+        "aiokafka": version("aiokafka"),
+        "kafka_bootstrap": args.bootstrap,
+        "events": args.events,
+        "rounds": args.rounds,
+        "partitions": args.partitions,
+        "commit_interval_s": COMMIT_INTERVAL_S,
+        "worker_store": "rocksdb://",
+        "faust_floor": "bench.faust_floor: worker's faust settings, store memory://, one agent "
+        "forwarding each take_events(500, 0.05) event via app.producer.send",
+        "poll_s": POLL_S,
+        "rate_method": "slope between 10% and 90% of events committed, interpolated on "
+        "commit onsets (first sample at each new committed level)",
+    }
+
+
+REPRODUCE = (
+    "Reproduce: `python -m bench.throughput --events {events} --rounds {rounds}` "
+    "(`make bench` runs it with the defaults)."
+)
+
+
+def coarse_note(steps: int) -> list[str]:
+    if steps >= COARSE_STEPS:
+        return []
+    return [
+        f"Note: a run saw only {steps} partial commits, so its rate is coarse; "
+        "raise --events for a finer figure.",
+        "",
+    ]
+
+
+def reading(summary: dict[str, Any]) -> str:
+    """Two or three sentences on what the ratios mean, from the numbers of this run."""
+    ratios = summary["ratios"]
+    fp = ratios["faust-floor/passthrough"]["of_medians"]
+    wf = ratios["worker/faust-floor"]["of_medians"]
+    wp = ratios["worker/passthrough"]["of_medians"]
+    lines = [
+        f"A Faust agent that only forwards records (`bench/faust_floor.py`) reaches {fp:.2f} x "
+        "the passthrough here"
+        + ("" if wf > NOISE_ABOVE_FLOOR else ", which bounds any Faust agent on this machine")
+        + f"; the worker reaches {wf:.2f} x of that floor ({wp:.2f} x the passthrough)."
+    ]
+    if wf > NOISE_ABOVE_FLOOR:
+        lines.append(
+            "The worker does more per event than the floor, so measuring faster than it means "
+            "this run is too short or too noisy for the floor to bound anything (raise "
+            f"--events or --rounds); the goal ({GOAL}) is "
+            f"{'met' if summary['goal_met'] else 'not met'}."
+        )
+        return " ".join(lines)
+    if summary["goal_met"]:
+        lines.append(f"The goal ({GOAL}) is met.")
+    elif fp < GOAL_RATIO:
+        lines.append(
+            f"The goal ({GOAL}) is not met, and no Faust agent could meet it here: Faust's "
+            f"own per-message cost already holds the floor at {fp:.2f}."
+        )
+    else:
+        lines.append(
+            f"The goal ({GOAL}) is not met; it needs the worker at {GOAL_RATIO / fp:.2f} x "
+            "of the floor."
+        )
+    if wf >= 0.9:
+        lines.append(
+            "The worker is within 10% of the floor: nearly all "
+            "of its per-event cost is Faust's, not memberstream's."
+        )
+    else:
+        lines.append(
+            f"Per event the worker takes {1 / wf:.1f} x the floor's time; the difference is "
+            "memberstream's own work (decoding, member state, table, outputs)."
+        )
+    return " ".join(lines)
+
+
+def markdown(info: dict[str, Any], summary: dict[str, Any]) -> str:
+    rows = [
+        "| contender | median events/s | min | max | x passthrough |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    base = summary["contenders"]["passthrough"]["median"]
+    for name in CONTENDERS:
+        s = summary["contenders"][name]
+        nums = f"{s['median']:,.0f} | {s['min']:,.0f} | {s['max']:,.0f}"
+        rows.append(f"| {name} | {nums} | {s['median'] / base:.2f} |")
+    ratio_rows = [
+        "| ratio | of medians | per round | meaning |",
+        "|---|---:|---|---|",
+    ]
+    met = "met" if summary["goal_met"] else "**not met**"
+    for key, r in summary["ratios"].items():
+        per_round = ", ".join(f"{v:.2f}" for v in r["per_round"].values())
+        meaning = f"{GOAL}: {met}" if key == "worker/passthrough" else r["meaning"]
+        ratio_rows.append(f"| {key} | {r['of_medians']:.2f} | {per_round} | {meaning} |")
+    return "\n".join(
+        [
+            "# Throughput: memberstream worker vs aiokafka passthrough and a bare Faust agent",
+            "",
+            f"{info['events']:,} PURCHASE events, {info['rounds']} alternating rounds, "
+            f"{info['partitions']} partitions, commit every {info['commit_interval_s']} s, "
+            f"{info['cpu_count']} CPUs, Python {info['python']}, {info['when']}.",
+            "Rate: events/s between 10% and 90% of the events committed. "
+            "faust-floor: `bench/faust_floor.py`, a Faust app with the worker's settings whose "
+            "one agent forwards each `take_events(500, 0.05)` event with `app.producer.send`.",
+            "",
+            *rows,
+            "",
+            *ratio_rows,
+            "",
+            f"Reading: {reading(summary)}",
+            "",
+            *coarse_note(summary["fewest_commit_steps"]),
+            REPRODUCE.format(**info),
+            "",
+        ]
+    )
+
+
+def write_results(out: Path, info: dict[str, Any], results: list[RunResult]) -> dict[str, Any]:
+    summary = summarize(results)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"machine": info, "runs": [asdict(r) for r in results], **summary}
+    (out / "throughput.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "throughput.md").write_text(markdown(info, summary))
+    return summary
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = Settings()
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.throughput",
+        description="Events/s of the memberstream worker vs a plain aiokafka passthrough "
+        "and a bare Faust agent.",
+    )
+    parser.add_argument("--events", type=int, default=60_000, help="events per run (%(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (%(default)s)")
+    parser.add_argument(
+        "--bootstrap",
+        default=defaults.kafka_bootstrap_servers,
+        help="Kafka bootstrap servers (default from settings / KAFKA_BOOTSTRAP_SERVERS: "
+        "%(default)s)",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results dir")
+    parser.add_argument(
+        "--partitions", type=int, default=defaults.partitions, help="partitions per topic"
+    )
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per run")
+    parser.add_argument("--keep-topics", action="store_true", help="don't delete run topics")
+    args = parser.parse_args(argv)
+    if args.events < 10 or args.rounds < 1:
+        parser.error("need --events >= 10 and --rounds >= 1")
+    return args
+
+
+def print_run(result: RunResult) -> None:
+    print(
+        f"round {result.round} {result.contender:>11}: {result.rate:>9,.0f} events/s "
+        f"(wall {result.wall_s:.1f} s, {result.samples} samples, "
+        f"{result.commit_steps} partial commits)",
+        flush=True,
+    )
+    if result.log_errors:
+        print(f"  warning: {result.log_errors} ERROR lines in its log", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    # retried NotLeaderForPartition warnings while fresh topics elect leaders
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    info = machine_info(args)
+    print(f"generating {args.events:,} purchase events ...", flush=True)
+    records = purchase_records(args.events)
+    tmp = Path(tempfile.mkdtemp(prefix="memberstream-bench-"))
+    print(f"child logs: {tmp / 'logs'}", flush=True)
+    results = asyncio.run(run_all(records, args, tmp, print_run))
+    summary = write_results(args.out, info, results)
+    print(markdown(info, summary))
+    print(f"wrote {args.out / 'throughput.json'} and {args.out / 'throughput.md'}")
+
+
+if __name__ == "__main__":
+    main()

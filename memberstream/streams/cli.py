@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,7 +72,9 @@ def worker(ctx: click.Context, log_level: str) -> None:
     from memberstream.streams.app import build_app
 
     settings = _settings(ctx)
-    logging.getLogger("memberstream").info("settings: %s", orjson.dumps(settings.describe()))
+    click.echo(
+        f"memberstream worker settings: {orjson.dumps(settings.describe()).decode()}", err=True
+    )
     app = build_app(settings)
     worker = faust.Worker(app, loglevel=log_level)
     # Faust's terminal spinner sets the root logger to DEBUG, so every per-message

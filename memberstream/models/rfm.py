@@ -12,15 +12,19 @@ import bisect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from memberstream.schemas.outputs import RFM
 
 DAY_S = 86_400.0
 
 
-@dataclass(frozen=True, order=True)
-class Order:
-    """One paid order (positive amount) or refund (negative amount) at event time ``t``."""
+class Order(NamedTuple):
+    """One paid order (positive amount) or refund (negative amount) at event time ``t``.
+
+    A tuple (ordered by time first) because member state holds and rebuilds up to
+    ``max_orders`` of these on every load.
+    """
 
     t: float
     amount: float

@@ -65,7 +65,7 @@ class MemberState:
                 "c": self.clock,
                 "oc": self.order_clock,
                 "t": [self.tier.tier, self.tier.since, self.tier.downgrade_pending_since],
-                "o": [[o.t, o.amount, o.event_id] for o in self.window.orders],
+                "o": list(map(tuple, self.window.orders)),
                 "ids": list(self.recent_ids),
                 "ob": [list(entry) for entry in self.outbox],
                 "n": [
@@ -87,7 +87,7 @@ class MemberState:
         d = orjson.loads(raw)
         if d.get("v") != STATE_VERSION:
             raise ValueError(f"member state version {d.get('v')} is not {STATE_VERSION}")
-        window.orders = [Order(t, amount, eid) for t, amount, eid in d["o"]]
+        window.orders = [Order._make(o) for o in d["o"]]
         tier, since, pending = d["t"]
         return cls(
             member_id=d["m"],

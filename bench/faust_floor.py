@@ -22,6 +22,9 @@ from pathlib import Path
 import faust
 from faust.types import StreamT
 
+from memberstream.config import Settings, TopicNames
+from memberstream.streams.app import make_faust_app, raw_inputs
+
 # Same values as memberstream.streams.app.build_app with the bench's settings.
 COMMIT_INTERVAL_S = 0.5
 SESSION_TIMEOUT_S = 30.0
@@ -36,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
     parser.add_argument("--app-id", required=True, help="Faust app id (= consumer group id)")
-    parser.add_argument("--topics", required=True, help="comma-separated input topics")
+    parser.add_argument("--topics", required=True, help="clicks,purchases,reviews topics")
     parser.add_argument("--output", required=True, help="topic every record is copied to")
     parser.add_argument("--partitions", type=int, required=True, help="partitions per topic")
     parser.add_argument(
@@ -63,35 +66,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_floor_app(args: argparse.Namespace) -> faust.App:
-    datadir = args.datadir or Path(tempfile.mkdtemp(prefix="faust-floor-"))
-    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
-    app = faust.App(
-        args.app_id,
-        broker=[f"kafka://{h.strip()}" for h in args.bootstrap.split(",") if h.strip()],
-        store="memory://",
-        datadir=str(datadir),
-        topic_partitions=args.partitions,
-        topic_replication_factor=1,
-        consumer_auto_offset_reset="earliest",
-        processing_guarantee="at_least_once",
-        producer_acks=-1,
-        producer_linger_ms=5,
-        web_enabled=False,
-        table_standby_replicas=0,
-        broker_commit_interval=args.commit_interval,
-        broker_session_timeout=args.session_timeout,
-        broker_heartbeat_interval=min(3.0, args.session_timeout / 3),
-        autodiscover=False,
-    )
-    inputs = app.topic(
-        *[t for t in args.topics.split(",") if t],
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
+def floor_settings(args: argparse.Namespace) -> Settings:
+    """The worker's settings for this run, so the floor app is configured identically."""
+    topics = args.topics.split(",")
+    if len(topics) != 3:
+        raise SystemExit(f"--topics needs clicks,purchases,reviews; got {args.topics!r}")
+    clicks, purchases, reviews = topics
+    settings = Settings(
+        kafka_bootstrap_servers=args.bootstrap,
+        app_id=args.app_id,
         partitions=args.partitions,
+        store="memory://",
+        data_dir=args.datadir or Path(tempfile.mkdtemp(prefix="faust-floor-")),
+        session_timeout_s=args.session_timeout,
+        topics=TopicNames(clicks=clicks, purchases=purchases, reviews=reviews),
     )
+    settings.batch.commit_interval_s = args.commit_interval
+    return settings
+
+
+def build_floor_app(args: argparse.Namespace) -> faust.App:
+    settings = floor_settings(args)
+    app = make_faust_app(settings)
+    inputs = raw_inputs(app, settings)
     output = args.output
 
     @app.agent(inputs, name="forward", concurrency=1)

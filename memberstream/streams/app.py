@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import faust
-from faust.types import StreamT
+from faust.types import StreamT, TopicT
 
 from memberstream.config import Settings, TopicNames
 from memberstream.schemas.events import ClickEvent, Envelope, PurchaseEvent, ReviewEvent
@@ -52,14 +52,10 @@ def broker_urls(bootstrap: str) -> list[str]:
 SinkFactory = Callable[[faust.App, TopicNames], OutputSink]
 
 
-def build_app(settings: Settings, sink_factory: SinkFactory = OutputSink) -> faust.App:
-    """A configured Faust app with the ingest agent registered.
-
-    ``sink_factory`` builds what the agent produces through; agent tests pass
-    one that records outputs in memory.
-    """
+def make_faust_app(settings: Settings) -> faust.App:
+    """A Faust app with memberstream's broker, store, commit and consumer settings."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
-    app = faust.App(
+    return faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap_servers),
         store=settings.store,
@@ -77,20 +73,34 @@ def build_app(settings: Settings, sink_factory: SinkFactory = OutputSink) -> fau
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         autodiscover=False,
     )
-    topics = settings.topics
-    event_types: dict[str, type[Envelope]] = {
-        topics.clicks: ClickEvent,
-        topics.purchases: PurchaseEvent,
-        topics.reviews: ReviewEvent,
-    }
-    inputs = app.topic(
-        *event_types,
+
+
+def raw_inputs(app: faust.App, settings: Settings) -> TopicT:
+    """The click, purchase and review topics as one raw-bytes source (decoded by us)."""
+    return app.topic(
+        *settings.topics.inputs(),
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.partitions,
     )
+
+
+def build_app(settings: Settings, sink_factory: SinkFactory = OutputSink) -> faust.App:
+    """A configured Faust app with the ingest agent registered.
+
+    ``sink_factory`` builds what the agent produces through; agent tests pass
+    one that records outputs in memory.
+    """
+    app = make_faust_app(settings)
+    topics = settings.topics
+    event_types: dict[str, type[Envelope]] = {
+        topics.clicks: ClickEvent,
+        topics.purchases: PurchaseEvent,
+        topics.reviews: ReviewEvent,
+    }
+    inputs = raw_inputs(app, settings)
     members = app.Table(
         "members",
         default=None,

@@ -1,15 +1,16 @@
 """One settings object for the whole tool.
 
 Precedence, highest first: keyword arguments, environment variables
-(``MEMBERSTREAM_`` prefix, nested fields with ``__``; ``KAFKA_BOOTSTRAP_SERVERS``
-also accepted bare), a TOML file named by ``MEMBERSTREAM_CONFIG`` or ``--config``,
-then the defaults below.
+(``MEMBERSTREAM_`` prefix, nested fields with ``__``; the bootstrap servers also
+as bare ``KAFKA_BOOTSTRAP_SERVERS``, which wins over the prefixed name), a TOML
+file named by ``--config`` or ``MEMBERSTREAM_CONFIG``, then the defaults below.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -164,10 +165,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get(CONFIG_ENV)
+        path = _config_file.get() or os.environ.get(CONFIG_ENV)
         if path:
             if not Path(path).is_file():
-                raise FileNotFoundError(f"{CONFIG_ENV}={path}: no such config file")
+                raise FileNotFoundError(f"config file {path}: no such file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
@@ -176,8 +177,16 @@ class Settings(BaseSettings):
         return self.model_dump(mode="json")
 
 
+_config_file: ContextVar[str | None] = ContextVar("memberstream_config_file", default=None)
+
+
 def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-    """Build settings, optionally from a TOML file (which env vars still override)."""
-    if config_file is not None:
-        os.environ[CONFIG_ENV] = str(config_file)
-    return Settings(**overrides)
+    """Build settings, optionally from a TOML file (which env vars still override).
+
+    The file applies to this call only; ``MEMBERSTREAM_CONFIG`` names one for every call.
+    """
+    token = _config_file.set(None if config_file is None else str(config_file))
+    try:
+        return Settings(**overrides)
+    finally:
+        _config_file.reset(token)

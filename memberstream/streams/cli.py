@@ -16,9 +16,9 @@ from pathlib import Path
 import click
 import orjson
 
-from memberstream.config import Settings, load_settings
 from memberstream.schemas.events import Envelope
 from memberstream.streams.commands.broker import broker
+from memberstream.streams.commands.context import settings_from
 from memberstream.streams.commands.demo import demo
 from memberstream.streams.kafka_io import (
     KafkaUnavailable,
@@ -26,10 +26,6 @@ from memberstream.streams.kafka_io import (
     iter_topic,
     produce_events,
 )
-
-
-def _settings(ctx: click.Context) -> Settings:
-    return ctx.obj["settings"]  # type: ignore[no-any-return]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,12 +45,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     Kafka: KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092). For a local
     broker, run `memberstream broker start`.
     """
-    if ctx.invoked_subcommand == "broker":
-        return  # the broker group loads its own settings (it must work before anything else)
-    try:
-        ctx.obj = {"settings": load_settings(config)}
-    except Exception as exc:  # pydantic's message names the bad setting
-        raise click.ClickException(f"invalid settings: {exc}") from exc
+    ctx.obj = {"config": config}
 
 
 @cli.command()
@@ -71,7 +62,7 @@ def worker(ctx: click.Context, log_level: str) -> None:
 
     from memberstream.streams.app import build_app
 
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     click.echo(
         f"memberstream worker settings: {orjson.dumps(settings.describe()).decode()}", err=True
     )
@@ -92,7 +83,7 @@ def topics() -> None:
 @click.pass_context
 def topics_create(ctx: click.Context) -> None:
     """Create every topic (idempotent); compacted topics get cleanup.policy=compact."""
-    settings = _settings(ctx.parent)  # type: ignore[arg-type]
+    settings = settings_from(ctx)
     try:
         result = asyncio.run(create_topics(settings))
     except KafkaUnavailable as exc:
@@ -165,13 +156,18 @@ def produce(
 ) -> None:
     """Send events to their input topics, keyed by member_id.
 
-    Events are validated before they are sent; a bad line in --file stops
+    A --file is validated whole before anything is sent; a bad line stops
     the command with its line number.
     """
     if (file_ is None) == (dataset is None):
         raise click.UsageError("give exactly one of --file or --dataset")
-    settings = _settings(ctx)
-    events = _events_from_file(file_) if file_ else _dataset_events(dataset, seed)  # type: ignore[arg-type]
+    settings = settings_from(ctx)
+    if file_ is not None:
+        checked = sum(1 for _ in _events_from_file(file_))  # a bad line stops us before sending
+        click.echo(f"{file_}: {checked:,} valid events", err=True)
+        events = _events_from_file(file_)
+    else:
+        events = _dataset_events(dataset, seed)  # type: ignore[arg-type]
     if limit is not None:
         events = itertools.islice(events, limit)
 
@@ -205,7 +201,7 @@ def consume(
     JSON values are printed as they are; other values are wrapped as
     {"key": ..., "value_b64": ...}. Reads without a consumer group.
     """
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
 
     async def run() -> None:
         records = iter_topic(

@@ -7,7 +7,6 @@ benchmark and the integration tests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -69,19 +68,13 @@ async def create_topics(settings: Settings) -> dict[str, str]:
     try:
         existing = set(await admin.list_topics())
         compacted = settings.topics.compacted()
-        new = []
         for name in settings.topics.all():
             if name in existing:
                 result[name] = "exists"
                 continue
             configs = {"cleanup.policy": "compact"} if name in compacted else {}
-            new.append(
-                NewTopic(name, settings.partitions, settings.replication_factor, None, configs)
-            )
-            result[name] = "created"
-        if new:
-            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently
-                await admin.create_topics(new)
+            topic = NewTopic(name, settings.partitions, settings.replication_factor, None, configs)
+            result[name] = await _create_one(admin, topic)
     finally:
         await admin.close()
     return result
@@ -98,6 +91,20 @@ async def delete_topics(bootstrap: str, names: list[str]) -> None:
             await admin.delete_topics(doomed)
     finally:
         await admin.close()
+
+
+async def _create_one(admin: AIOKafkaAdminClient, topic: NewTopic) -> str:
+    """Create one topic; "exists" when the broker says it already does (metadata can lag)."""
+    try:
+        response = await admin.create_topics([topic])
+    except TopicAlreadyExistsError:
+        return "exists"
+    for _name, code, *rest in response.topic_errors:
+        if code == TopicAlreadyExistsError.errno:
+            return "exists"
+        if code:
+            raise KafkaError(f"creating topic {topic.name} failed: error {code} {rest}")
+    return "created"
 
 
 @dataclass

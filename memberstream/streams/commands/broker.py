@@ -35,6 +35,7 @@ def _run(action: Callable[[], T]) -> T:
 
 
 @click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="""Run a local Apache Kafka broker for development.
 
     A single-node Kafka (KRaft mode, no ZooKeeper, no Docker) on 127.0.0.1:9092,
@@ -45,7 +46,7 @@ def _run(action: Callable[[], T]) -> T:
 
     This broker is for development only. To use any other Kafka, leave it
     stopped and set KAFKA_BOOTSTRAP_SERVERS=host:port.
-    """
+    """,
 )
 @click.option(
     "--config",
@@ -55,7 +56,8 @@ def _run(action: Callable[[], T]) -> T:
 @click.pass_context
 def broker(ctx: click.Context, config: Path | None) -> None:
     ctx.ensure_object(dict)
-    ctx.obj["config"] = config
+    if config is not None or "config" not in ctx.obj:  # keep a root-level --config
+        ctx.obj["config"] = config
 
 
 @broker.command(

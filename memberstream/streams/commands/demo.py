@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 import tempfile
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
 import click
 
 from memberstream.config import Settings, TopicNames
+from memberstream.streams.commands.context import settings_from
 from memberstream.streams.kafka_io import (
     create_topics,
     delete_topics,
@@ -75,9 +78,9 @@ def demo(ctx: click.Context, limit: int | None, examples: int, timeout: float, k
     """
     from memberstream.datasets.cdnow import iter_cdnow_events
 
-    base: Settings = ctx.obj["settings"]
+    base = settings_from(ctx)
     _ensure_broker(base)
-    run_id = time.strftime("%Y%m%d%H%M%S")
+    run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     work = Path(tempfile.mkdtemp(prefix=f"memberstream-demo-{run_id}-"))
     settings = _demo_settings(base, run_id, work / "state")
     topics = settings.topics
@@ -127,8 +130,9 @@ def demo(ctx: click.Context, limit: int | None, examples: int, timeout: float, k
         worker.stop()
     _report(settings, sent + len(BAD_RECORDS), elapsed, examples)
     if keep:
-        click.echo(f"Kept topics *.{run_id}; read them with `memberstream consume TOPIC`.")
+        click.echo(f"Kept topics *.{run_id} and {work}; read with `memberstream consume TOPIC`.")
     else:
+        shutil.rmtree(work, ignore_errors=True)
         internal = [f"{settings.app_id}-{t}" for t in ("members-changelog", "__assignor-__leader")]
         asyncio.run(delete_topics(settings.kafka_bootstrap_servers, topics.all() + internal))
 

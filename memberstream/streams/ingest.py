@@ -11,7 +11,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from faust.streams import _current_event
 from faust.types import EventT, TableT
@@ -73,7 +73,6 @@ class BatchStats:
     dead_letters: int = 0
     members: int = 0
     tier_changes: int = 0
-    by_topic: dict[str, int] = field(default_factory=dict)
 
 
 class IngestBatcher:
@@ -95,43 +94,7 @@ class IngestBatcher:
         stats = BatchStats(records=len(events))
         touched: dict[str, _Touched] = {}
         for ev in events:
-            msg = ev.message
-            stats.by_topic[msg.topic] = stats.by_topic.get(msg.topic, 0) + 1
-            decoded = self._decode(msg.topic, msg.key, msg.value)
-            if isinstance(decoded, DecodeFailure):
-                await self.sink.dead_letter(msg, decoded)
-                stats.dead_letters += 1
-                continue
-            mid = decoded.member_id
-            entry = touched.get(mid)
-            try:
-                if entry is None:
-                    with event_context(ev):
-                        before = self.table.get(msg.key)
-                    state = self.processor.load(before)
-                else:
-                    state = entry.state
-                    before = state.to_bytes()  # to roll back to if apply fails
-                applied = self.processor.apply(state, decoded)
-            except Exception as exc:  # a bug must not stop the stream: keep the record
-                log.exception("processing failed: topic=%s offset=%s", msg.topic, msg.offset)
-                failure = DecodeFailure("processing", f"{type(exc).__name__}: {exc}")
-                await self.sink.dead_letter(msg, failure)
-                stats.dead_letters += 1
-                if entry is not None:
-                    entry.state = self.processor.load(before)  # type: ignore[assignment]
-                continue
-            # (a state that cannot be loaded sends every event of that member to the DLQ
-            # with the reason, rather than stopping the partition)
-            if applied.duplicate:
-                stats.duplicates += 1
-            else:
-                stats.accepted += 1
-            changed = (entry.changed if entry else False) or not applied.duplicate
-            touched[mid] = _Touched(applied.state, ev, changed)
-            for emit in applied.emits:
-                stats.tier_changes += not applied.duplicate
-                await self.sink.emit(emit)
+            await self._process_one(ev, touched, stats)
         for entry in touched.values():
             if entry.changed:
                 with event_context(entry.event):
@@ -139,6 +102,46 @@ class IngestBatcher:
             await self.sink.emit(self.processor.profile(entry.state))
         stats.members = len(touched)
         return stats
+
+    async def _process_one(
+        self, ev: EventT, touched: dict[str, _Touched], stats: BatchStats
+    ) -> None:
+        msg = ev.message
+        decoded = self._decode(msg.topic, msg.key, msg.value)
+        if isinstance(decoded, DecodeFailure):
+            await self.sink.dead_letter(msg, decoded)
+            stats.dead_letters += 1
+            return
+        mid = decoded.member_id
+        entry = touched.get(mid)
+        try:
+            if entry is None:
+                with event_context(ev):
+                    before = self.table.get(msg.key)
+                state = self.processor.load(before)
+            else:
+                state = entry.state
+                before = state.to_bytes()  # to roll back to if apply fails
+            applied = self.processor.apply(state, decoded)
+        except Exception as exc:
+            # A bug (or a state that cannot be loaded) must not stop the partition:
+            # the record goes to the DLQ with the reason, the member's state is kept.
+            log.exception("processing failed: topic=%s offset=%s", msg.topic, msg.offset)
+            failure = DecodeFailure("processing", f"{type(exc).__name__}: {exc}")
+            await self.sink.dead_letter(msg, failure)
+            stats.dead_letters += 1
+            if entry is not None:
+                entry.state = self.processor.load(before)  # type: ignore[assignment]
+            return
+        if applied.duplicate:
+            stats.duplicates += 1
+        else:
+            stats.accepted += 1
+            stats.tier_changes += len(applied.emits)
+        changed = (entry is not None and entry.changed) or not applied.duplicate
+        touched[mid] = _Touched(applied.state, ev, changed)
+        for emit in applied.emits:
+            await self.sink.emit(emit)
 
     def _decode(
         self, topic: str, key: bytes | None, value: bytes | None

@@ -140,3 +140,31 @@ async def test_state_survives_between_batches(app_and_sink) -> None:  # type: ig
         assert [p["events"] for p in profiles] == [1, 2, 3, 4]
         assert profiles[-1]["tier"] == "gold"
         assert isinstance(app.memberstream_tables["members"].get(b"m3"), bytes)
+
+
+async def test_a_failing_event_goes_to_dlq_and_the_member_state_rolls_back(
+    app_and_sink, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A bug hit by one event (here: apply raising half-way) costs that event only."""
+    from memberstream.streams.member_processor import MemberProcessor
+
+    original = MemberProcessor.apply
+
+    def apply(self, state, event):  # type: ignore[no-untyped-def]
+        if event.event_id == "e1":
+            state.counts.orders += 100  # a half-done change that must not survive
+            raise RuntimeError("boom")
+        return original(self, state, event)
+
+    monkeypatch.setattr(MemberProcessor, "apply", apply)
+    app, settings, sinks = app_and_sink
+    agent = app.agents["ingest"]
+    async with agent.test_context() as ctx:
+        for i in range(3):  # one batch: e0, e1 (fails), e2 for the same member
+            await _put(ctx, settings.topics.purchases, b"m4", encode(purchase(i, "m4", 60, i)), i)
+        await _until(lambda: app.memberstream_progress.records >= 3)
+        sink = sinks[-1]
+        assert [(d["offset"], d["error_type"]) for d in sink.letters] == [(1, "processing")]
+        assert "RuntimeError: boom" in sink.letters[0]["reason"]
+        profile = [e.payload for e in sink.emits if e.role == "member_profiles"][-1]
+        assert profile["orders"] == 2 and profile["events"] == 2

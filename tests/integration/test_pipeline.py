@@ -157,9 +157,12 @@ def test_every_event_twice_changes_no_profile(namespace: Settings, tmp_path: Pat
     assert out.tier_updates == want.tier_updates  # re-emits carry the same id and payload
 
 
-def test_sigkill_mid_stream_loses_nothing_and_double_counts_nothing(
-    kafka_bootstrap: str, tmp_path: Path
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_stopping_the_worker_mid_stream_loses_nothing_and_double_counts_nothing(
+    how: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
+    """SIGKILL: no chance to flush or commit. SIGTERM: faust cancels the agent mid-batch
+    and commits on the way out; an interrupted batch must not be committed."""
     settings = make_namespace(kafka_bootstrap, tmp_path, store="rocksdb://")
     events = workload(12_000, seed=13)
     produce(settings, raw_records(settings, events))
@@ -173,7 +176,10 @@ def test_sigkill_mid_stream_loses_nothing_and_double_counts_nothing(
             group_lag(settings.kafka_bootstrap_servers, settings.app_id, settings.topics.inputs())
         )
         if 0 < lag < total * 0.7:
-            worker.kill()
+            if how == "SIGKILL":
+                worker.kill()
+            else:
+                worker.stop()
             killed_at_lag = lag
             break
         assert worker.running, worker.log_tail()

@@ -20,6 +20,7 @@ from memberstream.schemas.events import Envelope
 from memberstream.streams.commands.broker import broker
 from memberstream.streams.commands.context import settings_from
 from memberstream.streams.commands.demo import demo
+from memberstream.streams.commands.models import models
 from memberstream.streams.kafka_io import (
     KafkaUnavailable,
     create_topics,
@@ -233,6 +234,7 @@ def _printable(key: bytes | None, value: bytes | None) -> bytes:
 
 cli.add_command(broker)
 cli.add_command(demo)
+cli.add_command(models)
 
 
 def main() -> None:

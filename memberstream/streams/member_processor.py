@@ -27,12 +27,11 @@ PROFILES = "member_profiles"
 
 @dataclass(frozen=True)
 class Emit:
-    """An output to produce: the topic role (a TopicNames field), key, JSON payload, time."""
+    """An output to produce: the topic role (a TopicNames field), key and JSON payload."""
 
     role: str
     key: str
     payload: dict[str, Any]
-    timestamp: float
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ class MemberProcessor:
             state = self.new_state(event.member_id, t)
         elif state.seen(event.event_id):
             replay = [
-                Emit(role, state.member_id, payload, _parse_ts(payload["as_of"]))
+                Emit(role, state.member_id, payload)
                 for role, payload in state.outputs_caused_by(event.event_id)
             ]
             return Applied(state, replay, duplicate=True)
@@ -99,7 +98,7 @@ class MemberProcessor:
                 update = self._tier_update(state, decision, event.event_id)
                 payload = update.model_dump(mode="json")
                 state.outbox.append((event.event_id, TIERS, payload))
-                emits.append(Emit(TIERS, state.member_id, payload, update.as_of.timestamp()))
+                emits.append(Emit(TIERS, state.member_id, payload))
         elif isinstance(event, ClickEvent):
             state.counts.clicks += 1
         elif isinstance(event, ReviewEvent):
@@ -177,13 +176,9 @@ class MemberProcessor:
             "last_event_id": state.last_event_id,
             "as_of": iso(state.clock),
         }
-        return Emit(PROFILES, state.member_id, payload, state.clock)
+        return Emit(PROFILES, state.member_id, payload)
 
 
 def iso(t: float) -> str:
     """Event time as pydantic writes it in JSON mode (UTC, ``Z`` suffix)."""
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_ts(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()

@@ -53,14 +53,12 @@ class OutputSink:
         self.dead_letters = 0
 
     async def emit(self, emit: Emit) -> None:
+        # The record timestamp is left to the producer (now). Event time is in the
+        # payload (as_of); stamping records with it would let time-based retention
+        # delete the outputs of a backfill over old history as soon as they land.
         topic = getattr(self.topics, emit.role)
         await self.app.producer.send(
-            topic,
-            emit.key.encode("utf-8"),
-            orjson.dumps(emit.payload),
-            None,
-            emit.timestamp,
-            None,
+            topic, emit.key.encode("utf-8"), orjson.dumps(emit.payload), None, None, None
         )
         self.sent += 1
 
@@ -79,7 +77,7 @@ class OutputSink:
             message.key,
             orjson.dumps(record.model_dump(mode="json")),
             None,
-            message.timestamp,
+            None,  # the input's own timestamp is kept in the record (timestamp_ms)
             None,
         )
         self.dead_letters += 1

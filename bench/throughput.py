@@ -38,14 +38,14 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from memberstream.config import Settings, TopicNames
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
 from memberstream.schemas.codec import encode
-from memberstream.streams.kafka_io import create_topics, wait_for_kafka
+from memberstream.streams.kafka_io import GroupOffsets, create_topics, wait_for_kafka
 from memberstream.streams.worker_process import WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,38 +230,22 @@ def start_contender(name: str, settings: Settings, log_path: Path) -> Child:
 # --- measurement -------------------------------------------------------------------------------
 
 
-class CommitPoller:
-    """Sum of a group's committed offsets on some partitions, through one admin client."""
-
-    def __init__(self, bootstrap: str, group: str, tps: list[TopicPartition]) -> None:
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self.group = group
-        self.tps = tps
-
-    async def __aenter__(self) -> CommitPoller:
-        await self.admin.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.admin.close()
-
-    async def committed(self) -> int:
-        try:
-            offsets = await self.admin.list_consumer_group_offsets(self.group, partitions=self.tps)
-        except KafkaError as exc:  # e.g. the coordinator is still loading the new group
-            if not exc.retriable:
-                raise
-            return 0
-        return sum(max(meta.offset, 0) for meta in offsets.values())
+async def committed_or_zero(offsets: GroupOffsets) -> int:
+    try:
+        return await offsets.committed()
+    except KafkaError as exc:  # e.g. the coordinator is still loading the new group
+        if not exc.retriable:
+            raise
+        return 0
 
 
 async def sample_until_done(
-    poller: CommitPoller, child: Child, n: int, started: float, timeout_s: float
+    offsets: GroupOffsets, child: Child, n: int, started: float, timeout_s: float
 ) -> list[Sample]:
     """(t, committed) every ``POLL_S`` until all ``n`` records are committed."""
     samples: list[Sample] = [(0.0, 0)]
     for tick in itertools.count(1):
-        committed = await poller.committed()
+        committed = await committed_or_zero(offsets)
         now = time.monotonic() - started
         samples.append((round(now, 3), committed))
         if committed >= n:
@@ -351,13 +335,12 @@ async def measure(
     await create_topics(settings)
     bootstrap, topic = settings.kafka_bootstrap_servers, settings.topics.purchases
     produce_s = await produce_all(bootstrap, topic, records)
-    tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
     log_path = log_dir / f"{contender}-{round_no}-{run_id(settings)}.log"
-    async with CommitPoller(bootstrap, settings.app_id, tps) as poller:
+    async with GroupOffsets(bootstrap, settings.app_id, [topic]) as offsets:
         started = time.monotonic()
         child = start_contender(contender, settings, log_path)
         try:
-            samples = await sample_until_done(poller, child, len(records), started, timeout_s)
+            samples = await sample_until_done(offsets, child, len(records), started, timeout_s)
         finally:
             code = await asyncio.to_thread(child.stop)
     return run_result(contender, round_no, samples, len(records), produce_s, code, log_path)

@@ -234,31 +234,54 @@ async def read_json(bootstrap: str, topic: str, idle_timeout_s: float = 10.0) ->
     return [orjson.loads(value) async for _, value, _, _ in records if value is not None]
 
 
+class GroupOffsets:
+    """A consumer group's committed offsets and lag on some topics.
+
+    One admin client and one consumer serve every poll (``async with``), so
+    polling costs a request, not a new connection.
+    """
+
+    def __init__(self, bootstrap: str, group_id: str, topics: list[str]) -> None:
+        self.group_id = group_id
+        self.topics = topics
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.tps: list[TopicPartition] = []
+
+    async def __aenter__(self) -> GroupOffsets:
+        await self.admin.start()
+        await self.consumer.start()
+        for topic in self.topics:
+            parts = self.consumer.partitions_for_topic(topic)
+            if parts is None:
+                await self.consumer._client.force_metadata_update()  # topic may be new
+                parts = self.consumer.partitions_for_topic(topic) or set()
+            self.tps += [TopicPartition(topic, p) for p in sorted(parts)]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    async def _committed(self) -> dict[TopicPartition, int]:
+        offsets = await self.admin.list_consumer_group_offsets(self.group_id, partitions=self.tps)
+        return {tp: max(meta.offset, 0) for tp, meta in offsets.items()}
+
+    async def committed(self) -> int:
+        """Records committed so far, summed over the partitions."""
+        return sum((await self._committed()).values())
+
+    async def lag(self) -> int:
+        """Records not yet committed."""
+        ends = await self.consumer.end_offsets(self.tps)
+        done = await self._committed()
+        return sum(max(end - done.get(tp, 0), 0) for tp, end in ends.items())
+
+
 async def group_lag(bootstrap: str, group_id: str, topics: list[str]) -> int:
     """Records in ``topics`` not yet committed by consumer group ``group_id``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        tps = []
-        for topic in topics:
-            parts = consumer.partitions_for_topic(topic)
-            if parts is None:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topic) or set()
-            tps += [TopicPartition(topic, p) for p in parts]
-        ends = await consumer.end_offsets(tps)
-        committed = await admin.list_consumer_group_offsets(group_id, partitions=tps)
-        lag = 0
-        for tp, end in ends.items():
-            meta = committed.get(tp)
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag += max(end - done, 0)
-        return lag
-    finally:
-        await consumer.stop()
-        await admin.close()
+    async with GroupOffsets(bootstrap, group_id, topics) as offsets:
+        return await offsets.lag()
 
 
 async def wait_caught_up(
@@ -271,18 +294,21 @@ async def wait_caught_up(
 ) -> float:
     """Wait until the group has committed every record in ``topics``; return the time it took."""
     started = time.monotonic()
-    while True:
-        try:
-            lag = await group_lag(bootstrap, group_id, topics)
-        except KafkaError as exc:  # e.g. the group coordinator is still being elected
-            if not exc.retriable and not isinstance(exc, KafkaConnectionError):
-                raise
-            lag = -1
-        if on_poll is not None:
-            on_poll(lag)
-        if lag == 0:
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout_s:
-            behind = "unknown" if lag < 0 else str(lag)
-            raise TimeoutError(f"group {group_id} still {behind} records behind after {timeout_s}s")
-        await asyncio.sleep(poll_s)
+    async with GroupOffsets(bootstrap, group_id, topics) as offsets:
+        while True:
+            try:
+                lag = await offsets.lag()
+            except KafkaError as exc:  # e.g. the group coordinator is still being elected
+                if not exc.retriable and not isinstance(exc, KafkaConnectionError):
+                    raise
+                lag = -1
+            if on_poll is not None:
+                on_poll(lag)
+            if lag == 0:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout_s:
+                behind = "unknown" if lag < 0 else str(lag)
+                raise TimeoutError(
+                    f"group {group_id} still {behind} records behind after {timeout_s}s"
+                )
+            await asyncio.sleep(poll_s)

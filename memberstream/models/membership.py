@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from memberstream.config import MembershipSettings
-from memberstream.models.rfm import DAY_S, Order, OrderWindow
+from memberstream.models.rfm import DAY_S, Order, OrderWindow, iso
 from memberstream.schemas.outputs import RFM
 
 __all__ = ["DAY_S", "MembershipPolicy", "Order", "OrderWindow", "TierDecision", "TierState"]
@@ -105,8 +105,8 @@ class MembershipPolicy:
             return None
         lost = state.downgrade_pending_since
         reason = (
-            f"below {state.tier} thresholds since {_iso(lost)}; grace of "
-            f"{self.settings.grace_days:g} days ended {_iso(due)}; {self._why(qualified, rfm)}"
+            f"below {state.tier} thresholds since {iso(lost)}; grace of "
+            f"{self.settings.grace_days:g} days ended {iso(due)}; {self._why(qualified, rfm)}"
         )
         return self._move(state, qualified, now, rfm, "downgrade", reason)
 
@@ -126,9 +126,3 @@ class MembershipPolicy:
             f"{rfm.window_days:g} days meet {rule.name} "
             f"(>= {rule.min_frequency} orders, >= {rule.min_monetary:g})"
         )
-
-
-def _iso(t: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")

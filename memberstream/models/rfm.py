@@ -12,11 +12,17 @@ import bisect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from memberstream.schemas.outputs import RFM
 
 DAY_S = 86_400.0
+
+
+def iso(t: float) -> str:
+    """Event time (epoch seconds) as pydantic writes it in JSON mode: UTC, ``Z`` suffix."""
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
 class Order(NamedTuple):

@@ -13,6 +13,7 @@ from typing import Any
 
 from memberstream.config import Settings
 from memberstream.models.membership import MembershipPolicy, Order, TierDecision, TierState
+from memberstream.models.rfm import iso
 from memberstream.schemas.events import ClickEvent, Envelope, PurchaseEvent, ReviewEvent
 from memberstream.schemas.outputs import (
     OUTPUT_SCHEMA_VERSION,
@@ -177,8 +178,3 @@ class MemberProcessor:
             "as_of": iso(state.clock),
         }
         return Emit(PROFILES, state.member_id, payload)
-
-
-def iso(t: float) -> str:
-    """Event time as pydantic writes it in JSON mode (UTC, ``Z`` suffix)."""
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")

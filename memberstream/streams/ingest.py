@@ -71,7 +71,6 @@ class BatchStats:
     accepted: int = 0
     duplicates: int = 0
     dead_letters: int = 0
-    members: int = 0
     tier_changes: int = 0
 
 
@@ -100,7 +99,6 @@ class IngestBatcher:
                 with event_context(entry.event):
                     self.table[entry.event.message.key] = entry.state.to_bytes()
             await self.sink.emit(self.processor.profile(entry.state))
-        stats.members = len(touched)
         return stats
 
     async def _process_one(

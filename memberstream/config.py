@@ -14,13 +14,23 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from memberstream.models.encoder import EncoderSettings
+from memberstream.models.interest import InterestSettings
 
 CONFIG_ENV = "MEMBERSTREAM_CONFIG"
 
@@ -34,6 +44,7 @@ class TopicNames(BaseModel):
     feedback: str = "labels.feedback"
     dlq: str = "memberstream.dlq"
     member_tiers: str = "member.tiers"
+    member_interest_tiers: str = "member.interest-tiers"
     member_profiles: str = "member.profiles"
 
     def inputs(self) -> list[str]:
@@ -99,6 +110,27 @@ class BatchSettings(BaseModel):
     commit_interval_s: float = Field(2.8, gt=0, description="how often offsets are committed")
 
 
+class InferenceSettings(BaseModel):
+    """The inference stage: text encoder, category scoring and the product-title cache."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        True,
+        description="False: no text model; interest comes from catalog categories alone",
+    )
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings)
+    taxonomy: Path | None = Field(
+        None, description="taxonomy file (.json or .toml); None = the packaged default"
+    )
+    zero_shot_temperature: float = Field(
+        0.05, gt=0, description="softmax temperature over cosine similarity to categories"
+    )
+    product_cache_size: int = Field(
+        50_000, ge=0, description="product-title embeddings kept, least recently used dropped"
+    )
+
+
 class BrokerSettings(BaseModel):
     """The local development broker (``memberstream broker``)."""
 
@@ -147,6 +179,8 @@ class Settings(BaseSettings):
     topics: TopicNames = Field(default_factory=TopicNames)
     membership: MembershipSettings = Field(default_factory=MembershipSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    interest: InterestSettings = Field(default_factory=InterestSettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
 
     @model_validator(mode="after")

@@ -22,6 +22,17 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
+def _rowwise_dot(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w.T``, computed so that each row's result does not depend on the other rows.
+
+    BLAS picks kernels (and summation orders) by matrix shape, so ``x @ w.T`` can
+    give a row different last bits alone than inside a batch; einsum's plain loop
+    sums each element in the same order whatever the batch, which keeps a
+    replay's category probabilities bit-identical however events were batched.
+    """
+    return np.einsum("nd,kd->nk", x, w, optimize=False)
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
@@ -52,7 +63,7 @@ def zero_shot_probs(
     c, _ = _as_matrix(category_embeddings, "category_embeddings")
     if x.shape[1] != c.shape[1]:
         raise ValueError(f"dimension mismatch: items have {x.shape[1]}, categories {c.shape[1]}")
-    probs = _softmax((_l2(x) @ _l2(c).T) / temperature)
+    probs = _softmax(_rowwise_dot(_l2(x), _l2(c)) / temperature)
     return probs[0] if single else probs
 
 
@@ -104,7 +115,7 @@ class LinearHead:
             raise ValueError(f"head expects dimension {self.weight.shape[1]}, got {x.shape[1]}")
         if self.normalize:
             x = _l2(x)
-        probs = _softmax(x @ self.weight.T + self.bias)
+        probs = _softmax(_rowwise_dot(x, self.weight) + self.bias)
         return probs[0] if single else probs
 
     def save(self, path: str | Path) -> None:

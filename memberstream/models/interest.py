@@ -140,10 +140,22 @@ class InterestSettings(BaseModel):
     min_affinity: float = Field(
         0.5, ge=0, description="decayed affinity a category needs to hold any tier (stale below)"
     )
-    prune_below: float = Field(
-        0.01, ge=0, description="decayed affinity under which a category is forgotten"
+    text_top_k: int = Field(
+        3, gt=0, description="the model's strongest categories an item text counts toward"
     )
-    max_categories_per_member: int = Field(12, gt=0, description="strongest kept, others dropped")
+    text_min_prob: float = Field(
+        0.05, ge=0, lt=1, description="model probabilities below this count as zero"
+    )
+    prune_below: float = Field(
+        0.0,
+        ge=0,
+        description="decayed affinity under which a category is forgotten. 0: never (the "
+        "taxonomy bounds the categories). Which mass is dropped depends on the order "
+        "events arrive in, so a replay may differ slightly when this is above 0",
+    )
+    max_categories_per_member: int = Field(
+        32, gt=0, description="strongest kept, others dropped (a bound beyond the taxonomy size)"
+    )
     taste_dim: int = Field(384, gt=0, description="largest item-embedding dimension accepted")
     taste_half_life_days: float | None = Field(None, gt=0, description="None: half_life_days")
 
@@ -223,7 +235,7 @@ class InterestState:
     taste_as_of: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain lists, floats and strings (for orjson); keys sorted, so equal state is equal."""
+        """Plain lists, floats and strings (for orjson); equal state gives equal bytes."""
         taste = None
         if self.taste_sum is not None:
             taste = {
@@ -235,7 +247,7 @@ class InterestState:
             "v": STATE_VERSION,
             "clock": self.clock,
             "affinity": {cid: [v, t] for cid, (v, t) in sorted(self.affinity.items())},
-            "tiers": dict(sorted(self.tiers.items())),
+            "tiers": dict(self.tiers),  # in rank order, highest tier first
             "taste": taste,
         }
 
@@ -354,13 +366,26 @@ class InterestPolicy:
                 )
             s = self.settings
             blend = s.text_blend_with_category if idx is not None else s.text_blend_without_category
-            out += blend * m
+            out += blend * self._sparsify(m)
             if idx is not None:
                 out[idx] += 1.0 - blend
         elif idx is not None:
             out[idx] = 1.0
         else:
             return None
+        return out
+
+    def _sparsify(self, probs: np.ndarray) -> np.ndarray:
+        """Keep the ``text_top_k`` strongest probabilities at or above ``text_min_prob``,
+        renormalised; the rest of a softmax's tail is noise that would spread
+        affinity over every category. All zero when none qualifies."""
+        s = self.settings
+        keep = np.argsort(-probs, kind="stable")[: s.text_top_k]
+        keep = keep[probs[keep] >= s.text_min_prob]
+        out = np.zeros_like(probs)
+        total = float(probs[keep].sum())
+        if total > 0:
+            out[keep] = probs[keep] / total
         return out
 
     def _pairs(

@@ -13,6 +13,8 @@ from memberstream.schemas.events import (
 from memberstream.schemas.outputs import (
     RFM,
     DeadLetter,
+    InterestTier,
+    InterestTierUpdate,
     MemberProfile,
     MemberTierUpdate,
     deterministic_id,
@@ -26,6 +28,8 @@ __all__ = [
     "DecodeFailure",
     "Envelope",
     "Feedback",
+    "InterestTier",
+    "InterestTierUpdate",
     "LineItem",
     "MemberProfile",
     "MemberTierUpdate",

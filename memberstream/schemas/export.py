@@ -8,7 +8,12 @@ import orjson
 from pydantic import BaseModel
 
 from memberstream.schemas.events import ClickEvent, Feedback, PurchaseEvent, ReviewEvent
-from memberstream.schemas.outputs import DeadLetter, MemberProfile, MemberTierUpdate
+from memberstream.schemas.outputs import (
+    DeadLetter,
+    InterestTierUpdate,
+    MemberProfile,
+    MemberTierUpdate,
+)
 
 EXPORTED: tuple[type[BaseModel], ...] = (
     ClickEvent,
@@ -16,6 +21,7 @@ EXPORTED: tuple[type[BaseModel], ...] = (
     ReviewEvent,
     Feedback,
     MemberTierUpdate,
+    InterestTierUpdate,
     MemberProfile,
     DeadLetter,
 )

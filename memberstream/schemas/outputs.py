@@ -57,6 +57,37 @@ class MemberTierUpdate(Output):
     as_of: datetime
 
 
+class InterestTier(BaseModel):
+    """A member's tier in one category, with the category's share of their affinity."""
+
+    model_config = ConfigDict(frozen=True)
+
+    category: str
+    tier: str
+    share: float = Field(description="the category's share of the member's decayed affinity")
+
+
+class InterestMove(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    category: str
+    previous_tier: str | None
+    tier: str | None
+    direction: Literal["added", "removed", "promoted", "demoted"]
+
+
+class InterestTierUpdate(Output):
+    """A member's interest tiers changed (member.interest-tiers)."""
+
+    member_id: str
+    tiers: list[InterestTier] = Field(description="all current tiers, highest first")
+    changes: list[InterestMove] = Field(description="what moved, in taxonomy order")
+    model_version: str = Field(description="encoder and category head that scored the texts")
+    cause_event_id: str
+    cause_event_type: Literal["click", "purchase", "review"]
+    as_of: datetime
+
+
 class MemberProfile(Output):
     """The latest picture of a member, for recommenders and CRM (compacted topic)."""
 
@@ -74,6 +105,17 @@ class MemberProfile(Output):
     reviews: int
     events: int = Field(description="distinct events accepted for this member")
     last_event_id: str
+    interests: list[InterestTier] = Field(
+        default_factory=list, description="interest tiers, highest first"
+    )
+    taste: list[float] | None = Field(
+        None,
+        description="unit-length decayed mean of the embeddings of items the member touched, "
+        "rounded to 4 decimals; None before any item text",
+    )
+    model_version: str | None = Field(
+        None, description="text model behind interests and taste; None without one"
+    )
     as_of: datetime
 
 

@@ -17,6 +17,7 @@ from faust.types import StreamT, TopicT
 
 from memberstream.config import Settings, TopicNames
 from memberstream.schemas.events import ClickEvent, Envelope, PurchaseEvent, ReviewEvent
+from memberstream.streams.inference import InferenceStage, load_taxonomy, stage_from_settings
 from memberstream.streams.ingest import BatchStats, IngestBatcher, held_acks
 from memberstream.streams.member_processor import MemberProcessor
 from memberstream.streams.outputs import OutputSink
@@ -33,6 +34,8 @@ class Progress:
     duplicates: int = 0
     dead_letters: int = 0
     tier_changes: int = 0
+    interest_changes: int = 0
+    texts: int = 0
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -42,6 +45,8 @@ class Progress:
         self.duplicates += stats.duplicates
         self.dead_letters += stats.dead_letters
         self.tier_changes += stats.tier_changes
+        self.interest_changes += stats.interest_changes
+        self.texts += stats.texts
         self.batches += 1
 
 
@@ -87,12 +92,30 @@ def raw_inputs(app: faust.App, settings: Settings) -> TopicT:
     )
 
 
-def build_app(settings: Settings, sink_factory: SinkFactory = OutputSink) -> faust.App:
+class _FromSettings:
+    """Marker: build the inference stage from the settings."""
+
+
+FROM_SETTINGS = _FromSettings()
+
+
+def build_app(
+    settings: Settings,
+    sink_factory: SinkFactory = OutputSink,
+    stage: InferenceStage | _FromSettings | None = FROM_SETTINGS,
+) -> faust.App:
     """A configured Faust app with the ingest agent registered.
 
     ``sink_factory`` builds what the agent produces through; agent tests pass
-    one that records outputs in memory.
+    one that records outputs in memory. ``stage`` is the inference stage (by
+    default loaded from ``settings.inference``, which raises
+    :class:`~memberstream.models.encoder.EncoderError` when the model cannot be
+    loaded; None runs without a text model).
     """
+    taxonomy = load_taxonomy(settings)
+    if isinstance(stage, _FromSettings):
+        stage = stage_from_settings(settings, taxonomy)
+    model_version = None if stage is None else stage.model_version
     app = make_faust_app(settings)
     topics = settings.topics
     event_types: dict[str, type[Envelope]] = {
@@ -123,7 +146,11 @@ def build_app(settings: Settings, sink_factory: SinkFactory = OutputSink) -> fau
     @app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: StreamT) -> None:
         batcher = IngestBatcher(
-            members, MemberProcessor(settings), sink_factory(app, topics), event_types
+            members,
+            MemberProcessor(settings, taxonomy, model_version),
+            sink_factory(app, topics),
+            event_types,
+            stage,
         )
         async for events in stream.take_events(batch.max_batch, within=batch.max_wait_s):
             try:
@@ -142,14 +169,27 @@ def build_app(settings: Settings, sink_factory: SinkFactory = OutputSink) -> fau
         if progress.batches:
             elapsed = time.monotonic() - progress.started
             log.info(
-                "progress: records=%d accepted=%d duplicates=%d dlq=%d tier_changes=%d rate=%.0f/s",
+                "progress: records=%d accepted=%d duplicates=%d dlq=%d tier_changes=%d "
+                "interest_changes=%d rate=%.0f/s%s",
                 progress.records,
                 progress.accepted,
                 progress.duplicates,
                 progress.dead_letters,
                 progress.tier_changes,
+                progress.interest_changes,
                 progress.records / max(elapsed, 1e-9),
+                "" if stage is None else _stage_line(stage, elapsed),
             )
 
     app.memberstream_tables = {"members": members}  # type: ignore[attr-defined]
+    app.memberstream_stage = stage  # type: ignore[attr-defined]
     return app
+
+
+def _stage_line(stage: InferenceStage, elapsed: float) -> str:
+    st, cache = stage.stats, stage.cache
+    lookups = cache.hits + cache.misses
+    return (
+        f" texts_encoded={st.texts_encoded} model_busy={st.model_seconds / max(elapsed, 1e-9):.0%}"
+        f" title_cache_hits={cache.hits / lookups if lookups else 0:.0%}"
+    )

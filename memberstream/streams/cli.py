@@ -67,7 +67,16 @@ def worker(ctx: click.Context, log_level: str) -> None:
     click.echo(
         f"memberstream worker settings: {orjson.dumps(settings.describe()).decode()}", err=True
     )
-    app = build_app(settings)
+    from memberstream.models.encoder import EncoderError
+
+    try:
+        app = build_app(settings)
+    except EncoderError as exc:
+        raise click.ClickException(
+            f"{exc}\nExport the default model with `memberstream models export`, point "
+            "MEMBERSTREAM_INFERENCE__ENCODER__MODEL_DIR at an exported model, or run without "
+            "a text model with MEMBERSTREAM_INFERENCE__ENABLED=false."
+        ) from None
     worker = faust.Worker(app, loglevel=log_level)
     # Faust's terminal spinner sets the root logger to DEBUG, so every per-message
     # debug call in faust and aiokafka builds a log record (about 10% of CPU).

@@ -1,8 +1,11 @@
-"""One micro-batch of input records: decode, validate, apply to member state, produce.
+"""One micro-batch of input records: decode, validate, score texts, apply to member
+state, produce.
 
-Within a batch each member's state is loaded once, updated per event in order,
-and written back to the table once; the profile is emitted once per member per
-batch (it goes to a compacted topic, so only the latest matters).
+The batch's item texts go to the inference stage in one call, before any state
+is touched; the stage runs the model off the event loop. Within a batch each
+member's state is loaded once, updated per event in order, and written back to
+the table once; the profile is emitted once per member per batch (it goes to a
+compacted topic, so only the latest matters).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from faust.types import EventT, TableT
 
 from memberstream.schemas.codec import DecodeFailure, decode_event
 from memberstream.schemas.events import Envelope
-from memberstream.streams.member_processor import MemberProcessor
+from memberstream.streams.inference import InferenceStage, Scored, TextItem
+from memberstream.streams.member_processor import INTEREST_TIERS, MemberProcessor
 from memberstream.streams.member_state import MemberState
 from memberstream.streams.outputs import OutputSink
 
@@ -72,6 +76,8 @@ class BatchStats:
     duplicates: int = 0
     dead_letters: int = 0
     tier_changes: int = 0
+    interest_changes: int = 0
+    texts: int = 0
 
 
 class IngestBatcher:
@@ -83,17 +89,29 @@ class IngestBatcher:
         processor: MemberProcessor,
         sink: OutputSink,
         event_types: Mapping[str, type[Envelope]],
+        stage: InferenceStage | None = None,
     ) -> None:
         self.table = table
         self.processor = processor
         self.sink = sink
         self.event_types = event_types
+        self.stage = stage
 
     async def process(self, events: Sequence[EventT]) -> BatchStats:
         stats = BatchStats(records=len(events))
-        touched: dict[str, _Touched] = {}
+        decoded: list[tuple[EventT, Envelope]] = []
         for ev in events:
-            await self._process_one(ev, touched, stats)
+            msg = ev.message
+            result = self._decode(msg.topic, msg.key, msg.value)
+            if isinstance(result, DecodeFailure):
+                await self.sink.dead_letter(msg, result)
+                stats.dead_letters += 1
+            else:
+                decoded.append((ev, result))
+        scores = await self._score(decoded, stats)
+        touched: dict[str, _Touched] = {}
+        for (ev, event), scored in zip(decoded, scores, strict=True):
+            await self._process_one(ev, event, scored, touched, stats)
         for entry in touched.values():
             if entry.changed:
                 with event_context(entry.event):
@@ -101,15 +119,38 @@ class IngestBatcher:
             await self.sink.emit(self.processor.profile(entry.state))
         return stats
 
+    async def _score(
+        self, decoded: Sequence[tuple[EventT, Envelope]], stats: BatchStats
+    ) -> list[list[Scored] | None]:
+        """The model's scores for each event's texts (one stage call for the whole batch)."""
+        if self.stage is None:
+            return [None] * len(decoded)
+        per_event: list[list[TextItem]] = []
+        for _, event in decoded:
+            try:
+                items = self.processor.text_items(self.processor.interest_items(event))
+            except Exception:  # reported per record in _process_one
+                items = []
+            per_event.append(items)
+        flat = [item for items in per_event for item in items]
+        stats.texts = len(flat)
+        scored = await self.stage.score(flat) if flat else []
+        out: list[list[Scored] | None] = []
+        start = 0
+        for items in per_event:
+            out.append(scored[start : start + len(items)])
+            start += len(items)
+        return out
+
     async def _process_one(
-        self, ev: EventT, touched: dict[str, _Touched], stats: BatchStats
+        self,
+        ev: EventT,
+        decoded: Envelope,
+        scores: list[Scored] | None,
+        touched: dict[str, _Touched],
+        stats: BatchStats,
     ) -> None:
         msg = ev.message
-        decoded = self._decode(msg.topic, msg.key, msg.value)
-        if isinstance(decoded, DecodeFailure):
-            await self.sink.dead_letter(msg, decoded)
-            stats.dead_letters += 1
-            return
         mid = decoded.member_id
         entry = touched.get(mid)
         try:
@@ -120,7 +161,7 @@ class IngestBatcher:
             else:
                 state = entry.state
                 before = state.to_bytes()  # to roll back to if apply fails
-            applied = self.processor.apply(state, decoded)
+            applied = self.processor.apply(state, decoded, scores)
         except Exception as exc:
             # A bug (or a state that cannot be loaded) must not stop the partition:
             # the record goes to the DLQ with the reason, the member's state is kept.
@@ -135,7 +176,11 @@ class IngestBatcher:
             stats.duplicates += 1
         else:
             stats.accepted += 1
-            stats.tier_changes += len(applied.emits)
+            for emit in applied.emits:
+                if emit.role == INTEREST_TIERS:
+                    stats.interest_changes += 1
+                else:
+                    stats.tier_changes += 1
         changed = (entry is not None and entry.changed) or not applied.duplicate
         touched[mid] = _Touched(applied.state, ev, changed)
         for emit in applied.emits:

@@ -7,23 +7,46 @@ tests and replays call it directly.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from memberstream.config import Settings
+from memberstream.models.interest import InterestChange, InterestPolicy
 from memberstream.models.membership import MembershipPolicy, Order, TierDecision, TierState
 from memberstream.models.rfm import iso
+from memberstream.models.taxonomy import Taxonomy
 from memberstream.schemas.events import ClickEvent, Envelope, PurchaseEvent, ReviewEvent
 from memberstream.schemas.outputs import (
     OUTPUT_SCHEMA_VERSION,
+    InterestMove,
+    InterestTier,
+    InterestTierUpdate,
     MemberTierUpdate,
     deterministic_id,
 )
+from memberstream.streams.inference import Scored, TextItem
 from memberstream.streams.member_state import MemberState
 
 TIERS = "member_tiers"
+INTEREST_TIERS = "member_interest_tiers"
 PROFILES = "member_profiles"
+TASTE_DECIMALS = 4
+SHARE_DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class InterestItem:
+    """One thing an event says about a member's interests: an item text, a category, or both."""
+
+    weight: float
+    text: str | None
+    category: str | None
+    product_id: str | None = None
+
+    def text_item(self) -> TextItem | None:
+        return None if self.text is None else TextItem(self.text, self.product_id)
 
 
 @dataclass(frozen=True)
@@ -49,9 +72,48 @@ def _dt(t: float) -> datetime:
 class MemberProcessor:
     """Event → new member state and outputs, under the configured policies."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        taxonomy: Taxonomy | None = None,
+        model_version: str | None = None,
+    ) -> None:
+        """``model_version`` names the text model whose scores :meth:`apply` is given."""
         self.settings = settings
         self.policy = MembershipPolicy(settings.membership)
+        if taxonomy is None:
+            taxonomy = Taxonomy.load(settings.inference.taxonomy)
+        self.interest = InterestPolicy(settings.interest, taxonomy)
+        self.model_version = model_version
+
+    # -- interest inputs --
+
+    def interest_items(self, event: Envelope) -> list[InterestItem]:
+        """What ``event`` contributes to interest, before scoring; texts go to the model."""
+        weight = self.interest.settings.event_weight
+        if isinstance(event, ClickEvent):
+            if event.action == "search":
+                return [InterestItem(weight("click", "search"), event.query, None)]
+            if event.title is None and event.category is None:
+                return []
+            return [
+                InterestItem(
+                    weight("click", event.action), event.title, event.category, event.product_id
+                )
+            ]
+        if isinstance(event, PurchaseEvent):
+            if event.status != "paid":
+                return []  # a refund takes money back, not interest
+            w = weight("purchase")
+            return [InterestItem(w, i.title, i.category, i.product_id) for i in event.items]
+        if isinstance(event, ReviewEvent):
+            text = "\n".join(part for part in (event.title, event.text) if part)
+            return [InterestItem(weight("review"), text, None)] if text else []
+        return []
+
+    def text_items(self, items: Sequence[InterestItem]) -> list[TextItem]:
+        """The texts among ``items`` to score, in order (see :meth:`apply`)."""
+        return [t for t in (i.text_item() for i in items) if t is not None]
 
     def new_state(self, member_id: str, t: float) -> MemberState:
         return MemberState(
@@ -75,8 +137,17 @@ class MemberProcessor:
             self.settings.outbox_per_member,
         )
 
-    def apply(self, state: MemberState | None, event: Envelope) -> Applied:
-        """Apply ``event``; a duplicate changes nothing and re-emits what it caused."""
+    def apply(
+        self,
+        state: MemberState | None,
+        event: Envelope,
+        scores: Sequence[Scored] | None = None,
+    ) -> Applied:
+        """Apply ``event``; a duplicate changes nothing and re-emits what it caused.
+
+        ``scores`` are the model's results for ``text_items(interest_items(event))``,
+        in that order; None scores no text (interest then comes from categories).
+        """
         t = event.occurred_at.timestamp()
         if state is None:
             state = self.new_state(event.member_id, t)
@@ -104,7 +175,78 @@ class MemberProcessor:
             state.counts.clicks += 1
         elif isinstance(event, ReviewEvent):
             state.counts.reviews += 1
+        change = self._apply_interest(state, event, t, scores)
+        if change is not None:
+            payload = self._interest_update(state, change, event).model_dump(mode="json")
+            state.outbox.append((event.event_id, INTEREST_TIERS, payload))
+            emits.append(Emit(INTEREST_TIERS, state.member_id, payload))
         return Applied(state, emits, duplicate=False)
+
+    def _apply_interest(
+        self, state: MemberState, event: Envelope, t: float, scores: Sequence[Scored] | None
+    ) -> InterestChange | None:
+        items = self.interest_items(event)
+        if not items:
+            return None
+        pending = None
+        if scores is not None:
+            n_texts = sum(1 for i in items if i.text is not None)
+            if len(scores) != n_texts:
+                raise ValueError(f"got {len(scores)} scores for {n_texts} texts of the event")
+            pending = iter(scores)
+        for item in items:
+            scored = next(pending) if pending is not None and item.text is not None else None
+            probs = self.interest.category_probs(
+                item.category, None if scored is None else scored.probs
+            )
+            if probs is None:
+                continue
+            embedding = None if scored is None else scored.embedding
+            self.interest.observe(state.interest, t, item.weight, probs, embedding)
+        return self.interest.evaluate(state.interest, now=t)
+
+    def _interests(self, state: MemberState) -> list[dict[str, Any]]:
+        interest = state.interest
+        if not interest.tiers or interest.clock is None:
+            return []
+        shares = self.interest.shares(interest, interest.clock)
+        return [
+            {"category": cid, "tier": tier, "share": round(shares.get(cid, 0.0), SHARE_DECIMALS)}
+            for cid, tier in interest.tiers.items()
+        ]
+
+    def _interest_update(
+        self, state: MemberState, change: InterestChange, event: Envelope
+    ) -> InterestTierUpdate:
+        return InterestTierUpdate(
+            output_id=deterministic_id("interest", state.member_id, event.event_id),
+            member_id=state.member_id,
+            tiers=[
+                InterestTier(
+                    category=cid, tier=tier, share=round(change.shares[cid], SHARE_DECIMALS)
+                )
+                for cid, tier in change.tiers.items()
+            ],
+            changes=[
+                InterestMove(
+                    category=m.category,
+                    previous_tier=m.previous,
+                    tier=m.tier,
+                    direction=m.direction,
+                )
+                for m in change.moves
+            ],
+            model_version=self.model_version or "categories-only",
+            cause_event_id=event.event_id,
+            cause_event_type=event.type,  # type: ignore[attr-defined]
+            as_of=_dt(change.as_of),
+        )
+
+    def _taste(self, state: MemberState) -> list[float] | None:
+        taste = self.interest.taste(state.interest)
+        if taste is None:
+            return None
+        return [round(x, TASTE_DECIMALS) for x in taste.tolist()]
 
     def _apply_order(
         self, state: MemberState, event: PurchaseEvent, t: float
@@ -175,6 +317,9 @@ class MemberProcessor:
             "reviews": state.counts.reviews,
             "events": state.counts.events,
             "last_event_id": state.last_event_id,
+            "interests": self._interests(state),
+            "taste": self._taste(state),
+            "model_version": self.model_version,
             "as_of": iso(state.clock),
         }
         return Emit(PROFILES, state.member_id, payload)

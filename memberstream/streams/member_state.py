@@ -6,6 +6,10 @@ order within one topic partition but not across the click, purchase and review
 topics, so tier decisions depend only on the purchase topic's order and a replay
 reproduces them exactly whatever the interleaving of the topics.
 
+Interest (category affinity, tiers, taste vector) has its own event-time clock
+in :class:`~memberstream.models.interest.InterestState`; a state written before
+interest existed loads with an empty one.
+
 Every collection here is bounded: recent event ids (for de-duplication), orders
 in the RFM window, and the outbox of recent outputs (re-emitted, with the same
 ids, when an event that caused them is seen again after a crash).
@@ -19,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from memberstream.models.interest import InterestState
 from memberstream.models.membership import Order, OrderWindow, TierState
 
 STATE_VERSION = 1
@@ -46,6 +51,7 @@ class MemberState:
     counts: Counts = field(default_factory=Counts)
     last_purchase_at: float | None = None
     last_event_id: str = ""
+    interest: InterestState = field(default_factory=InterestState)
 
     def seen(self, event_id: str) -> bool:
         return event_id in self.recent_ids
@@ -77,6 +83,7 @@ class MemberState:
                 ],
                 "lp": self.last_purchase_at,
                 "le": self.last_event_id,
+                "i": self.interest.to_dict(),
             }
         )
 
@@ -101,4 +108,5 @@ class MemberState:
             counts=Counts(*d["n"]),
             last_purchase_at=d["lp"],
             last_event_id=d["le"],
+            interest=InterestState.from_dict(d["i"]) if "i" in d else InterestState(),
         )

@@ -150,11 +150,11 @@ async def test_a_failing_event_goes_to_dlq_and_the_member_state_rolls_back(
 
     original = MemberProcessor.apply
 
-    def apply(self, state, event):  # type: ignore[no-untyped-def]
+    def apply(self, state, event, scores=None):  # type: ignore[no-untyped-def]
         if event.event_id == "e1":
             state.counts.orders += 100  # a half-done change that must not survive
             raise RuntimeError("boom")
-        return original(self, state, event)
+        return original(self, state, event, scores)
 
     monkeypatch.setattr(MemberProcessor, "apply", apply)
     app, settings, sinks = app_and_sink

@@ -65,7 +65,8 @@ def test_defaults() -> None:
     assert s.topics == TopicNames()
     assert s.topics.inputs() == ["events.clicks", "events.purchases", "events.reviews"]
     assert s.topics.compacted() == {"member.profiles"}
-    assert len(s.topics.all()) == 7
+    assert len(s.topics.all()) == 8
+    assert s.topics.member_interest_tiers == "member.interest-tiers"
     assert s.membership.window_days == 365.0
     assert s.membership.grace_days == 30.0
     assert [t.name for t in s.membership.tiers] == ["bronze", "silver", "gold", "platinum"]

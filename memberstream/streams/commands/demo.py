@@ -1,4 +1,5 @@
-"""``memberstream demo``: the whole pipeline end to end on the real CDNOW purchase log."""
+"""``memberstream demo``: the whole pipeline end to end on the real CDNOW purchase log,
+plus a seeded synthetic click, purchase and review stream for interest tiers."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from memberstream.config import Settings, TopicNames
+from memberstream.schemas.events import Envelope
 from memberstream.streams.commands.context import settings_from
 from memberstream.streams.kafka_io import (
     create_topics,
@@ -62,19 +65,36 @@ def _ensure_broker(settings: Settings) -> None:
 
 @click.command()
 @click.option("--limit", type=int, help="send only the first N CDNOW purchases")
+@click.option(
+    "--synthetic",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="also send N seeded synthetic click, purchase and review events (English and "
+    "Chinese titles, queries and reviews) for interest tiers; 0: CDNOW only",
+)
 @click.option("--examples", default=5, show_default=True, help="tier changes to show")
 @click.option("--timeout", default=600.0, show_default=True, help="seconds to wait for the worker")
 @click.option("--keep", is_flag=True, help="keep this run's topics (deleted by default)")
 @click.pass_context
-def demo(ctx: click.Context, limit: int | None, examples: int, timeout: float, keep: bool) -> None:
-    """Run the pipeline end to end on the CDNOW purchase log and print a report.
+def demo(
+    ctx: click.Context,
+    limit: int | None,
+    synthetic: int,
+    examples: int,
+    timeout: float,
+    keep: bool,
+) -> None:
+    """Run the pipeline end to end and print a report.
 
     Starts the development broker unless KAFKA_BOOTSTRAP_SERVERS is set,
     creates a fresh set of topics for this run, starts a worker, sends the
-    69,659 real CDNOW purchases (1997-1998) plus three malformed records,
-    waits until the worker has processed everything, and reports: events in,
-    dead letters, the membership-tier distribution, a few tier changes, and
-    throughput. The run's topics are deleted afterwards unless --keep.
+    69,659 real CDNOW purchases (1997-1998), three malformed records and
+    --synthetic seeded click, purchase and review events, waits until the
+    worker has processed everything, and reports: events in, dead letters,
+    the membership-tier distribution and some tier changes, interest tiers
+    and some interest changes, and throughput. The run's topics are deleted
+    afterwards unless --keep. Needs the exported text model (`make models`).
     """
     from memberstream.datasets.cdnow import iter_cdnow_events
 
@@ -105,6 +125,9 @@ def demo(ctx: click.Context, limit: int | None, examples: int, timeout: float, k
         ).sent
         asyncio.run(produce_raw(settings.kafka_bootstrap_servers, topics.purchases, BAD_RECORDS))
         click.echo(f"Sent {sent:,} purchases and {len(BAD_RECORDS)} malformed records.")
+        if synthetic:
+            click.echo(f"Sending {synthetic:,} synthetic clicks, purchases and reviews ...")
+            sent += asyncio.run(produce_events(settings, _synthetic(synthetic))).sent
         click.echo("Waiting for the worker to catch up ...")
         last = [0.0]
 
@@ -135,6 +158,13 @@ def demo(ctx: click.Context, limit: int | None, examples: int, timeout: float, k
         shutil.rmtree(work, ignore_errors=True)
         internal = [f"{settings.app_id}-{t}" for t in ("members-changelog", "__assignor-__leader")]
         asyncio.run(delete_topics(settings.kafka_bootstrap_servers, topics.all() + internal))
+
+
+def _synthetic(n: int) -> Iterator[Envelope]:
+    from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
+
+    config = WorkloadConfig(seed=2024, members=max(100, n // 40), days=90)
+    return itertools.islice(SyntheticWorkload(config).events(), n)
 
 
 def _report(settings: Settings, events_in: int, elapsed: float, examples: int) -> None:
@@ -170,7 +200,54 @@ def _report(settings: Settings, events_in: int, elapsed: float, examples: int) -
             f"  {u['as_of'][:10]} {u['member_id']}: {u['previous_tier']} -> {u['tier']} "
             f"({u['reason']})"
         )
+    _interest_report(settings, latest, examples)
     click.echo(
         f"throughput:       {events_in / elapsed:,.0f} events/s "
         f"({events_in:,} events in {elapsed:.1f}s, one worker)"
     )
+
+
+def _moves(update: dict) -> str:
+    parts = []
+    for m in update["changes"]:
+        if m["direction"] == "added":
+            parts.append(f"+{m['category']} {m['tier']}")
+        elif m["direction"] == "removed":
+            parts.append(f"-{m['category']} (was {m['previous_tier']})")
+        else:
+            parts.append(f"{m['category']} {m['previous_tier']}->{m['tier']}")
+    return ", ".join(parts)
+
+
+def _interest_report(settings: Settings, latest: dict[str, dict], examples: int) -> None:
+    updates = asyncio.run(
+        read_json(settings.kafka_bootstrap_servers, settings.topics.member_interest_tiers)
+    )
+    unique = {u["output_id"]: u for u in updates}
+    core = Counter(
+        i["category"]
+        for p in latest.values()
+        for i in p.get("interests", [])
+        if i["tier"] == "core"
+    )
+    with_core = sum(
+        1 for p in latest.values() if any(i["tier"] == "core" for i in p.get("interests", []))
+    )
+    versions = sorted({u["model_version"] for u in unique.values()})
+    click.echo(f"interest changes: {len(unique):,}  (model: {', '.join(versions) or '-'})")
+    click.echo(f"members with a core interest: {with_core:,}; most common core categories:")
+    for category, n in core.most_common(8):
+        share = n / max(with_core, 1)
+        click.echo(f"  {category:18} {n:7,}  {share:6.1%}  {'#' * round(share * 50)}")
+    click.echo("some interest changes (synthetic members):")
+    shifts = [
+        u
+        for u in sorted(unique.values(), key=lambda u: (u["as_of"], u["member_id"]))
+        if any(m["previous_tier"] is not None for m in u["changes"])
+        and not u["member_id"].startswith("cdnow")
+    ]
+    step = max(len(shifts) // max(examples, 1), 1)
+    for u in shifts[::step][:examples]:
+        click.echo(
+            f"  {u['as_of'][:10]} {u['member_id']}: {_moves(u)} (after a {u['cause_event_type']})"
+        )

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from memberstream.config import Settings
 from memberstream.models.interest import InterestChange, InterestPolicy
 from memberstream.models.membership import MembershipPolicy, Order, TierDecision, TierState
@@ -246,7 +248,7 @@ class MemberProcessor:
         taste = self.interest.taste(state.interest)
         if taste is None:
             return None
-        return [round(x, TASTE_DECIMALS) for x in taste.tolist()]
+        return np.round(taste, TASTE_DECIMALS).tolist()
 
     def _apply_order(
         self, state: MemberState, event: PurchaseEvent, t: float

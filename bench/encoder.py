@@ -15,7 +15,11 @@ Speed is texts/s from ``onnx_export.throughput`` (one call per batch after one w
 batch), measured in alternating rounds (torch fp32, ORT fp32, ORT int8, torch fp32,
 ...) so that drift on a noisy machine hits all alike; ratios come from this one run.
 Agreement is the cosine per text: ORT fp32 vs torch fp32, int8 vs ORT fp32 (and int8
-vs torch), overall and for English and Chinese separately. Results go to
+vs torch), overall and for English and Chinese separately. Batch independence: each
+ORT variant, as ``TextEncoder`` runs it, must give bit-identical embeddings for a text
+encoded alone and inside a batch of B; the model itself is also run on one padded batch
+of B against each text alone (dynamic int8 is not batch-independent there, which is
+why the int8 export is marked ``per_text``: one text per call). Results go to
 ``DIR/encoder.json`` and ``DIR/encoder.md``. If the model directory is missing it is
 exported first (``export_encoder``).
 """
@@ -64,6 +68,7 @@ SPEED_GOAL = f"int8 >= {SPEED_RATIO:g}x torch fp32"
 AGREEMENT_GOAL = (
     f"int8 agreement: cosine >= {INT8_MIN_COSINE} for every text and >= {INT8_MEAN_COSINE} mean"
 )
+INDEPENDENCE_GOAL = "int8 batch-independent: a text alone and in a batch, bit for bit"
 # What each variant's agreement is measured against (the table's "vs reference").
 REFERENCE = {"ORT fp32": "torch fp32", "ORT int8": "ORT fp32"}
 
@@ -89,6 +94,33 @@ def agreements(a: np.ndarray, b: np.ndarray, english: np.ndarray) -> dict[str, A
         if rows.any():
             out[name] = agreement(a[rows], b[rows]).model_dump()
     return out
+
+
+def calls(enc: TextEncoder, batch: int, threads: int) -> str:
+    """How ``enc`` calls ONNX Runtime (a per-text variant runs ``threads`` texts at once)."""
+    info = enc.metadata.variants.get(enc.variant)
+    if info is not None and info.per_text:
+        return f"one text per call, {threads} at a time"
+    return f"batches of {batch}"
+
+
+def batch_independence(enc: TextEncoder, texts: Sequence[str]) -> dict[str, Any]:
+    """Is a text's embedding the same alone as in a batch: through ``enc``, and in the model.
+
+    The model check runs one padded batch straight through the session (``_run``), the
+    way a batched call would, whatever the variant's recorded call mode.
+    """
+    together = enc.encode(texts)
+    alone = np.concatenate([enc.encode([t]) for t in texts])
+    encodings = enc._tokenizer.encode_batch(list(texts))
+    model_batch = enc._run(encodings)
+    model_alone = np.concatenate([enc._run([e]) for e in encodings])
+    return {
+        "encoder": bool(np.array_equal(together, alone)),
+        "model_one_batch": bool(np.array_equal(model_batch, model_alone)),
+        "model_one_batch_max_abs_diff": float(np.abs(model_batch - model_alone).max()),
+        "texts": len(texts),
+    }
 
 
 def gpu_status() -> dict[str, Any]:
@@ -188,6 +220,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ORT int8 vs torch fp32": agreements(emb["ORT int8"], emb["torch fp32"], english),
     }
 
+    echo(f"batch independence: {args.batch} texts alone and in one batch ...")
+    independent = {
+        name: batch_independence(enc, texts[: args.batch]) for name, enc in encoders.items()
+    }
+
     rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for rnd in range(1, args.rounds + 1):
         for name in VARIANTS:
@@ -198,12 +235,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     speed = summarize_rates(rates)
     int8_vs_fp32 = agreement(emb["ORT int8"], emb["ORT fp32"])
     ratio = speed["ORT int8"]["x_torch_fp32_of_medians"]
+    int8_independent = independent["ORT int8"]["encoder"]
     goals = {
         SPEED_GOAL: {"value": ratio, "met": ratio >= SPEED_RATIO},
         AGREEMENT_GOAL: {
             "value": {"min": int8_vs_fp32.min, "mean": int8_vs_fp32.mean},
             "met": int8_ok(int8_vs_fp32),
         },
+        INDEPENDENCE_GOAL: {"value": int8_independent, "met": int8_independent},
     }
     below = int(
         (np.sum(emb["ORT int8"] * emb["ORT fp32"], axis=1) < INT8_MIN_COSINE).sum()
@@ -219,7 +258,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "recorded_int8_ok": encoders["ORT int8"].metadata.int8_agrees(),
         },
         "texts": {"n": len(texts), "english": int(english.sum()), "chinese": int((~english).sum())},
+        "calls": {"torch fp32": f"batches of {args.batch}"}
+        | {name: calls(enc, args.batch, args.threads) for name, enc in encoders.items()},
         "speed_texts_per_s": speed,
+        "batch_independent": independent,
         "agreement": agree,
         "int8_texts_below_min_cosine": below,
         "goals": goals,
@@ -272,9 +314,11 @@ def markdown(doc: dict[str, Any]) -> str:
     info, speed, agree = doc["machine"], doc["speed_texts_per_s"], doc["agreement"]
     vs = {"ORT fp32": agree["ORT fp32 vs torch fp32"], "ORT int8": agree["ORT int8 vs ORT fp32"]}
     rows = [
-        "| variant | median texts/s | min | max | x torch fp32 | cosine min / mean vs reference |",
-        "|---|---:|---:|---:|---:|---|",
+        "| variant | calls | median texts/s | min | max | x torch fp32 | "
+        "cosine min / mean vs reference | batch-independent |",
+        "|---|---|---:|---:|---:|---:|---|---|",
     ]
+    independent = doc["batch_independent"]
     for name in VARIANTS:
         s = speed[name]
         if name in vs:
@@ -282,9 +326,12 @@ def markdown(doc: dict[str, Any]) -> str:
             cos = f"{a['min']:.4f} / {a['mean']:.4f} vs {REFERENCE[name]}"
         else:
             cos = "(reference)"
+        indep = (
+            "-" if name not in independent else "yes" if independent[name]["encoder"] else "**no**"
+        )
         rows.append(
-            f"| {name} | {s['median']:,.1f} | {s['min']:,.1f} | {s['max']:,.1f} | "
-            f"{s['x_torch_fp32_of_medians']:.2f} | {cos} |"
+            f"| {name} | {doc['calls'][name]} | {s['median']:,.1f} | {s['min']:,.1f} | "
+            f"{s['max']:,.1f} | {s['x_torch_fp32_of_medians']:.2f} | {cos} | {indep} |"
         )
     lang_rows = [
         "| cosine per text | all min / mean | English min / mean | Chinese min / mean |",
@@ -296,7 +343,12 @@ def markdown(doc: dict[str, Any]) -> str:
     goal_rows = ["| goal | this run | |", "|---|---|---|"]
     for goal, g in doc["goals"].items():
         v = g["value"]
-        value = f"{v:.2f}x" if isinstance(v, float) else f"min {v['min']:.4f}, mean {v['mean']:.4f}"
+        if isinstance(v, bool):
+            value = "yes" if v else "no"
+        elif isinstance(v, float):
+            value = f"{v:.2f}x"
+        else:
+            value = f"min {v['min']:.4f}, mean {v['mean']:.4f}"
         goal_rows.append(f"| {goal} | {value} | {'met' if g['met'] else '**not met**'} |")
     per_round = ", ".join(f"{v:.2f}" for v in speed["ORT int8"]["x_torch_fp32_per_round"])
     gpu = doc["gpu"]
@@ -311,11 +363,14 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{info['torch']}, onnxruntime {info['onnxruntime']}, {info['when']}.",
             f"Model: `{doc['model']['versions']['ORT fp32']}` (fp32), "
             f"`{doc['model']['versions']['ORT int8']}` (int8). All three mean-pool and "
-            "L2-normalise; texts/s is one call per batch after one warm-up batch.",
+            "L2-normalise; texts/s is one `encode` call per batch after one warm-up batch "
+            "(a per-text variant runs each text of the batch as its own ONNX Runtime call).",
             "",
             *rows,
             "",
             f"int8 / torch fp32 per round: {per_round}.",
+            "",
+            *independence_lines(independent),
             "",
             *lang_rows,
             "",
@@ -338,6 +393,22 @@ def markdown(doc: dict[str, Any]) -> str:
             "",
         ]
     )
+
+
+def independence_lines(independent: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for name, r in independent.items():
+        model = (
+            "bit-identical"
+            if r["model_one_batch"]
+            else f"differ by up to {r['model_one_batch_max_abs_diff']:.4f}"
+        )
+        lines.append(
+            f"{name}: batch-independent {'yes' if r['encoder'] else 'no'} as `TextEncoder` runs "
+            f"it ({r['texts']} texts alone vs in one call); the model itself, {r['texts']} texts "
+            f"in one padded batch vs alone: {model}."
+        )
+    return lines
 
 
 # --- command line ------------------------------------------------------------------------------

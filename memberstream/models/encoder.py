@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -63,7 +65,12 @@ class EncoderSettings(BaseModel):
     max_length: int = Field(default=64, ge=4, le=8192, description="tokens per text (truncated)")
     batch_size: int = Field(default=64, ge=1, description="texts per ONNX Runtime call")
     providers: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int = Field(default=0, ge=0, description="intra-op threads; 0 = ONNX Runtime's choice")
+    threads: int = Field(
+        default=0,
+        ge=0,
+        description="intra-op threads (0 = ONNX Runtime's choice); for a per-text variant, "
+        "texts run at once (0 = one per CPU)",
+    )
 
     def resolved_model_dir(self) -> Path:
         return self.model_dir if self.model_dir is not None else DEFAULT_MODEL_DIR
@@ -85,6 +92,9 @@ class VariantInfo(BaseModel):
     agreement_with: str | None = None
     quantization: str | None = None
     int8_ok: bool | None = None
+    # True: run one text per call. Dynamic int8 scales activations over the whole
+    # input, so in a batch a text's embedding would depend on the other texts.
+    per_text: bool | None = None
 
 
 class EncoderMetadata(BaseModel):
@@ -296,6 +306,13 @@ class TextEncoder:
         self._version = f"{self.metadata.model}@{sha256_file(self.model_path)[:12]}"
 
         self._tokenizer = self._load_tokenizer()
+        info = self.metadata.variants.get(self.variant)
+        # One text per call (VariantInfo.per_text): texts run side by side, one thread each.
+        self._pool: ThreadPoolExecutor | None = None
+        if info is not None and info.per_text:
+            workers = threads or os.cpu_count() or 1
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="encoder")
+            threads = 1
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -362,7 +379,10 @@ class TextEncoder:
         index: dict[str, int] = {}
         rows = [index.setdefault(t, len(index)) for t in texts]
         out = np.zeros((len(index), self.dim), dtype=np.float32)
-        if index:
+        if index and self._pool is not None:
+            encodings = self._tokenizer.encode_batch(list(index))
+            out[:] = np.concatenate(list(self._pool.map(lambda e: self._run([e]), encodings)))
+        elif index:
             encodings = self._tokenizer.encode_batch(list(index))
             # Similar lengths together: less padding per batch.
             order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))

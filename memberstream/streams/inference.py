@@ -12,9 +12,12 @@ product-title results are kept in a bounded LRU cache keyed by product id (and
 checked against the title, so a renamed product is scored afresh).
 
 An embedding here is a pure function of the text: on the CPU the fp32 encoder
-gives a text the same bits alone or in any batch, which is what makes a replay
-reproduce interest state exactly. The cache only memoises that function, so a
-cold cache after a restart changes nothing but speed.
+gives a text the same bits alone or in any batch, and the int8 encoder runs one
+text per call (dynamic quantization scales activations over the whole input),
+which is what makes a replay reproduce interest state exactly. Category
+probabilities are computed row by row for the same reason. The cache only
+memoises that function, so a cold cache after a restart changes nothing but
+speed.
 """
 
 from __future__ import annotations

@@ -241,7 +241,7 @@ def test_topics_create_is_idempotent_and_compacts_profiles(namespace: Settings) 
     names = {k: f"{prefix}fresh.{v}" for k, v in TopicNames().model_dump().items()}
     settings = namespace.model_copy(update={"topics": TopicNames(**names)})
     everything = set(settings.topics.all())
-    assert len(everything) == 7
+    assert len(everything) == 8
 
     def run() -> dict[str, str]:
         result = invoke(settings, ["topics", "create"])
@@ -270,7 +270,7 @@ def test_topics_create_on_existing_namespace_says_exists(namespace: Settings) ->
     result = invoke(namespace, ["topics", "create"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert len(lines) == 7
+    assert len(lines) == 8
     assert all(line.startswith("exists ") for line in lines), lines
 
 
@@ -300,7 +300,7 @@ HELP = [
     (["topics", "create"], "Create every topic (idempotent)"),
     (["schemas"], "Event and output schemas"),
     (["schemas", "export"], "Write JSON Schema files"),
-    (["demo"], "Run the pipeline end to end on the CDNOW purchase log"),
+    (["demo"], "Run the pipeline end to end and print a report"),
     (["broker"], "Run a local Apache Kafka broker for development"),
     (["broker", "start"], "Start the broker in the background"),
     (["broker", "stop"], "Stop the broker (clean shutdown"),
@@ -339,7 +339,7 @@ async def _topics_with(bootstrap: str, fragment: str) -> list[str]:
 def test_demo(kafka_bootstrap: str, tmp_path: Path) -> None:
     result = invoke(
         None,
-        ["demo", "--limit", "1500", "--timeout", "240"],
+        ["demo", "--limit", "1500", "--synthetic", "2000", "--timeout", "240"],
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         MEMBERSTREAM_DATA_DIR=str(tmp_path / "data"),
     )
@@ -347,11 +347,16 @@ def test_demo(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert result.exit_code == 0, out
     assert f"Kafka: {kafka_bootstrap} (KAFKA_BOOTSTRAP_SERVERS)" in out
     assert "Sent 1,500 purchases and 3 malformed records." in out
-    assert "events in:        1,503" in out
+    assert "events in:        3,503" in out
     assert "dead letters:     3" in out
     assert re.search(r"^members:\s+[1-9][\d,]*$", out, re.M), out
     assert re.search(r"^  bronze\s+[\d,]+\s+[\d.]+%", out, re.M), out
-    assert re.search(r"^throughput:\s+[\d,]+ events/s \(1,503 events in [\d.]+s", out, re.M), out
+    assert re.search(r"^interest changes: [1-9][\d,]*  \(model: all-MiniLM-L6-v2@", out, re.M), out
+    assert re.search(r"^members with a core interest: [1-9]", out, re.M), out
+    assert re.search(
+        r"^  \d{4}-\d\d-\d\d m\d+: .+ \(after a (click|purchase|review)\)$", out, re.M
+    ), out
+    assert re.search(r"^throughput:\s+[\d,]+ events/s \(3,503 events in [\d.]+s", out, re.M), out
 
     match = re.search(r"Topics created with suffix \.(\d+)", out)
     assert match, out

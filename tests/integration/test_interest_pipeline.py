@@ -125,7 +125,10 @@ def test_a_shift_of_interest_moves_tiers_and_recommenders_read_latest_profiles(
     assert {u.model_version for u in updates} == {stage.model_version}
     mine = [u for u in updates if u.member_id == "shifter"]
     assert mine[0].tiers[0].category == "books" and mine[0].tiers[0].tier == "core"
-    assert mine[0].cause_event_id == "shifter-c0"
+    # caused by one of the first week's events: which one depends on how the click
+    # and purchase topics interleave on the way in (Kafka orders each topic only)
+    first_week = {e.event_id for e in shifting_member() if e.occurred_at < T0 + timedelta(days=7)}
+    assert mine[0].cause_event_id in first_week
     moves = [(m.category, m.direction, m.tier) for u in mine for m in u.changes]
     assert ("electronics", "added", "casual") in moves or (
         "electronics",

@@ -44,6 +44,8 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -239,7 +241,9 @@ class InterestState:
         taste = None
         if self.taste_sum is not None:
             taste = {
-                "sum": self.taste_sum.tolist(),
+                # raw little-endian float64 in base64: exact, and half the size of
+                # JSON numbers (the taste is most of a member's state)
+                "sum": base64.b64encode(self.taste_sum.astype("<f8").tobytes()).decode(),
                 "weight": self.taste_weight,
                 "as_of": self.taste_as_of,
             }
@@ -264,12 +268,18 @@ class InterestState:
             state = cls(None if clock is None else float(clock), affinity, tiers)
             taste = data.get("taste")
             if taste is not None:
-                state.taste_sum = np.asarray(taste["sum"], dtype=np.float64)
+                raw = taste["sum"]
+                if isinstance(raw, str):
+                    state.taste_sum = np.frombuffer(
+                        base64.b64decode(raw, validate=True), dtype="<f8"
+                    ).astype(np.float64)
+                else:  # the plain list form
+                    state.taste_sum = np.asarray(raw, dtype=np.float64)
                 state.taste_weight = float(taste["weight"])
                 state.taste_as_of = float(taste["as_of"])
                 if state.taste_sum.ndim != 1:
                     raise ValueError("taste sum must be a flat list")
-        except (TypeError, KeyError, ValueError) as exc:
+        except (TypeError, KeyError, ValueError, binascii.Error) as exc:
             raise ValueError(f"malformed interest state: {exc}") from None
         return state
 

@@ -517,6 +517,18 @@ def test_malformed_state_is_rejected() -> None:
 # --- category heads ------------------------------------------------------------------------
 
 
+def test_taste_is_stored_exactly_and_compactly() -> None:
+    state = InterestState(clock=1.0, taste_sum=np.array([0.1, -1 / 3, 1e-300]), taste_weight=2.5)
+    state.taste_as_of = 1.0
+    stored = state.to_dict()
+    assert isinstance(stored["taste"]["sum"], str)  # base64 of float64, not JSON numbers
+    back = InterestState.from_dict(orjson.loads(orjson.dumps(stored)))
+    assert back.taste_sum is not None and back.taste_sum.tobytes() == state.taste_sum.tobytes()
+    bad = {**stored, "taste": {**stored["taste"], "sum": "not base64!"}}
+    with pytest.raises(ValueError, match="malformed interest state"):
+        InterestState.from_dict(bad)
+
+
 def test_zero_shot_probs_sum_to_one_and_pick_the_nearest_category() -> None:
     rng = np.random.default_rng(2)
     cats = rng.normal(size=(5, 24))

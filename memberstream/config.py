@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(
         30.0, ge=6, description="consumer session timeout: how soon a dead worker's partitions move"
     )
+    stall_after_s: float = Field(
+        20.0,
+        gt=0,
+        description="idle this long with input lag left uncommitted: re-read from the "
+        "committed offsets (works around a Faust recovery race, faust-streaming#596)",
+    )
     store: str = Field("rocksdb://", description="faust table store: rocksdb:// or memory://")
     data_dir: Path = Path(".memberstream")
     dedupe_ids_per_member: int = Field(

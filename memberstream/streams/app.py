@@ -17,6 +17,7 @@ from faust.types import StreamT, TopicT
 
 from memberstream.config import Settings, TopicNames
 from memberstream.schemas.events import ClickEvent, Envelope, PurchaseEvent, ReviewEvent
+from memberstream.streams.commit_watchdog import CommitWatchdog
 from memberstream.streams.inference import InferenceStage, load_taxonomy, stage_from_settings
 from memberstream.streams.ingest import BatchStats, IngestBatcher, held_acks
 from memberstream.streams.member_processor import MemberProcessor
@@ -38,6 +39,8 @@ class Progress:
     texts: int = 0
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
+    last_batch_at: float = field(default_factory=time.monotonic)
+    busy: bool = False
 
     def add(self, stats: BatchStats) -> None:
         self.records += stats.records
@@ -48,6 +51,7 @@ class Progress:
         self.interest_changes += stats.interest_changes
         self.texts += stats.texts
         self.batches += 1
+        self.last_batch_at = time.monotonic()
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -154,8 +158,10 @@ def build_app(
         )
         async for events in stream.take_events(batch.max_batch, within=batch.max_wait_s):
             try:
+                progress.busy = True
                 with held_acks(events):
                     progress.add(await batcher.process(events))
+                progress.busy = False
             except Exception:
                 # Bad records never get here (they go to the DLQ); this is the broker or
                 # the process failing. Exit at once: nothing of this batch is committed,
@@ -180,6 +186,17 @@ def build_app(
                 progress.records / max(elapsed, 1e-9),
                 "" if stage is None else _stage_line(stage, elapsed),
             )
+
+    watchdog = CommitWatchdog(app, settings.topics.inputs(), settings.stall_after_s)
+    app.memberstream_watchdog = watchdog  # type: ignore[attr-defined]
+
+    @app.timer(interval=max(1.0, settings.stall_after_s / 4))
+    async def unstick_commits() -> None:
+        if progress.busy:
+            return
+        stuck = await watchdog.check(time.monotonic() - progress.last_batch_at)
+        if stuck:
+            progress.last_batch_at = time.monotonic()  # give the re-read time to arrive
 
     app.memberstream_tables = {"members": members}  # type: ignore[attr-defined]
     app.memberstream_stage = stage  # type: ignore[attr-defined]

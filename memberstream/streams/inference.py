@@ -107,11 +107,13 @@ class StageStats:
 
 
 def head_version(head: CategoryHead, taxonomy: Taxonomy, head_file: Path | None) -> str:
-    """A short name for the category scorer: the fine-tuned head's file hash, or zero-shot."""
-    if head_file is not None and not isinstance(head, ZeroShotHead):
-        digest = hashlib.sha256(head_file.read_bytes()).hexdigest()[:12]
-        return f"head@{digest}"
-    text = "\x1f".join(taxonomy.descriptions())
+    """A short name for the category scorer: the fine-tuned head's file hash, or zero-shot
+    with a hash of the taxonomy descriptions and the temperature it was built with."""
+    if not isinstance(head, ZeroShotHead):
+        if head_file is None:
+            return "head@in-memory"
+        return f"head@{hashlib.sha256(head_file.read_bytes()).hexdigest()[:12]}"
+    text = "\x1f".join([*taxonomy.descriptions(), f"t={head.temperature!r}"])
     return f"zero-shot:{taxonomy.name}@{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 

@@ -1,0 +1,89 @@
+"""Unstick commits that Faust stopped advancing.
+
+Faust commits a partition only up to its first offset that was never acked
+(``Consumer._new_offset``). A race in Faust's recovery after a restart or
+rebalance (faust-streaming/faust#596) can drop messages that were already
+fetched from the in-memory queues: they are neither processed nor re-fetched,
+so the worker goes idle with lag left behind it, and its commits never move
+again until the next restart.
+
+The watchdog notices that state — no batch for ``stall_after_s`` while an input
+partition's committed offset is below its high watermark — and seeks every
+partition back to its committed offset. The records after it come again;
+those already processed are duplicates, which the member state drops (and
+whose outputs it re-emits with the same ids), so at-least-once holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class _TP(Protocol):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class Stuck:
+    tp: Any
+    committed: int
+    highwater: int
+
+    def __str__(self) -> str:
+        return f"{self.tp.topic}[{self.tp.partition}] {self.committed}/{self.highwater}"
+
+
+def stuck_partitions(
+    consumer: Any, assignment: Iterable[_TP], topics: Collection[str]
+) -> list[Stuck]:
+    """Input partitions whose committed offset is below the high watermark."""
+    committed_by_tp = getattr(consumer, "_committed_offset", {})
+    out = []
+    for tp in assignment:
+        if tp.topic not in topics:
+            continue
+        committed = committed_by_tp.get(tp)
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # not fetched from yet
+            continue
+        if committed is not None and highwater is not None and committed < highwater:
+            out.append(Stuck(tp, committed, highwater))
+    return out
+
+
+class CommitWatchdog:
+    """Call :meth:`check` periodically; it re-seeks when the worker idles with lag."""
+
+    def __init__(self, app: Any, topics: Collection[str], stall_after_s: float) -> None:
+        self.app = app
+        self.topics = set(topics)
+        self.stall_after_s = stall_after_s
+        self.reseeks = 0
+
+    async def check(self, idle_s: float) -> list[Stuck]:
+        """Seek back when idle for ``idle_s`` >= ``stall_after_s`` with lag; what was stuck."""
+        app = self.app
+        if idle_s < self.stall_after_s:
+            return []
+        if getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False):
+            return []
+        consumer = app.consumer
+        stuck = stuck_partitions(consumer, consumer.assignment(), self.topics)
+        if not stuck:
+            return []
+        self.reseeks += 1
+        log.warning(
+            "no batch for %.0f s but records are left uncommitted on %s; re-reading from "
+            "the committed offsets (duplicates are dropped by event id)",
+            idle_s,
+            ", ".join(str(s) for s in stuck),
+        )
+        await consumer.perform_seek()
+        return stuck

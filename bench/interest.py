@@ -38,12 +38,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from bench.throughput import (
     GroupOffsets,
     ModuleProcess,
+    consume_produce_args,
     delete_namespace,
     make_namespace,
     run_id,
@@ -56,7 +57,13 @@ from memberstream.models.encoder import choose_providers
 from memberstream.schemas.codec import encode
 from memberstream.schemas.events import Envelope
 from memberstream.streams.inference import stage_from_settings
-from memberstream.streams.kafka_io import create_topics, topic_for, wait_for_kafka
+from memberstream.streams.kafka_io import (
+    create_topics,
+    iter_records,
+    produce_events,
+    topic_for,
+    wait_for_kafka,
+)
 from memberstream.streams.member_processor import MemberProcessor
 from memberstream.streams.worker_process import WorkerProcess
 
@@ -68,21 +75,6 @@ GOAL_NAIVE = 10.0
 def workload(n: int, seed: int = 5) -> list[Envelope]:
     config = WorkloadConfig(seed=seed, members=max(200, n // 30), days=60)
     return list(itertools.islice(SyntheticWorkload(config).events(), n))
-
-
-async def produce(settings: Settings, events: list[Envelope]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=20
-    )
-    await producer.start()
-    try:
-        futs = [
-            await producer.send(topic_for(e, settings), encode(e), key=e.member_id.encode())
-            for e in events
-        ]
-        await asyncio.gather(*futs)
-    finally:
-        await producer.stop()
 
 
 # --- contenders ----------------------------------------------------------------------------
@@ -103,7 +95,7 @@ def encoder_limit(events: list[Envelope], settings: Settings) -> dict[str, Any]:
     lo, hi = 0.1 * len(events), 0.9 * len(events)
     for start in range(0, len(events), batch):
         chunk = events[start : start + batch]
-        items = [t for e in chunk for t in processor.text_items(processor.interest_items(e))]
+        items = [t for e in chunk for t in processor.texts(e)]
         items_total += len(items)
         before = stage.stats.model_seconds
         stage.score_now(items)
@@ -129,17 +121,7 @@ class NaiveProcess(ModuleProcess):
     module = "bench.naive_consumer"
 
     def args(self) -> list[str]:
-        s = self.settings
-        return [
-            "--bootstrap",
-            s.kafka_bootstrap_servers,
-            "--group",
-            s.app_id,
-            "--topics",
-            ",".join(s.topics.inputs()),
-            "--output",
-            s.topics.member_interest_tiers,
-        ]
+        return consume_produce_args(self.settings, self.settings.topics.member_interest_tiers)
 
 
 async def through_kafka(
@@ -151,7 +133,7 @@ async def through_kafka(
     log_path = tmp / "logs" / f"{name}-{run_id(settings)}.log"
     try:
         await create_topics(settings)
-        await produce(settings, events)
+        await produce_events(settings, events)
         topics = settings.topics.inputs()
         async with GroupOffsets(settings.kafka_bootstrap_servers, settings.app_id, topics) as offs:
             started = time.monotonic()
@@ -195,29 +177,9 @@ async def send_live(settings: Settings, events: list[Envelope], rate: float) -> 
 
 
 async def read_with_timestamps(bootstrap: str, topic: str) -> list[tuple[int, dict]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        if parts is None:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: list[tuple[int, dict]] = []
-
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < ends[tp] for tp in tps])
-
-        while await behind():
-            batch = await consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                out += [(r.timestamp, json.loads(r.value)) for r in records]
-        return out
-    finally:
-        await consumer.stop()
+    """(Kafka timestamp in ms, JSON value) of every record now in ``topic``."""
+    records = iter_records(bootstrap, topic, to_end=True)
+    return [(r.timestamp, json.loads(r.value)) async for r in records]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -167,6 +167,20 @@ class ModuleProcess(WorkerProcess):
         return self
 
 
+def consume_produce_args(settings: Settings, output: str) -> list[str]:
+    """Arguments of a plain consume-and-produce child: the namespace's inputs into ``output``."""
+    return [
+        "--bootstrap",
+        settings.kafka_bootstrap_servers,
+        "--group",
+        settings.app_id,
+        "--topics",
+        ",".join(settings.topics.inputs()),
+        "--output",
+        output,
+    ]
+
+
 class PassthroughProcess(ModuleProcess):
     """``python -m bench.passthrough`` on the namespace's inputs, into its tiers topic."""
 
@@ -175,14 +189,7 @@ class PassthroughProcess(ModuleProcess):
     def args(self) -> list[str]:
         s = self.settings
         return [
-            "--bootstrap",
-            s.kafka_bootstrap_servers,
-            "--group",
-            s.app_id,
-            "--topics",
-            ",".join(s.topics.inputs()),
-            "--output",
-            s.topics.member_tiers,
+            *consume_produce_args(s, s.topics.member_tiers),
             "--commit-interval",
             str(s.batch.commit_interval_s),
         ]

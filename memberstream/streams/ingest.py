@@ -128,7 +128,7 @@ class IngestBatcher:
         per_event: list[list[TextItem]] = []
         for _, event in decoded:
             try:
-                items = self.processor.text_items(self.processor.interest_items(event))
+                items = self.processor.texts(event)
             except Exception:  # reported per record in _process_one
                 items = []
             per_event.append(items)

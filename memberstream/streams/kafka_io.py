@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
@@ -177,16 +177,25 @@ async def produce_raw(
     return n
 
 
-async def iter_topic(
+async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The topic's partitions, refreshing metadata once when the topic is new to the client."""
+    partitions = consumer.partitions_for_topic(topic)
+    if partitions is None:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
+async def iter_records(
     bootstrap: str,
     topic: str,
     from_beginning: bool = True,
     idle_timeout_s: float = 5.0,
     limit: int | None = None,
     to_end: bool = False,
-) -> AsyncIterator[tuple[bytes | None, bytes | None, int, int]]:
-    """Yield (key, value, partition, offset) until ``limit``, no record for
-    ``idle_timeout_s``, or (``to_end``) the end offsets as of the start.
+) -> AsyncIterator[ConsumerRecord]:
+    """Yield records until ``limit``, no record for ``idle_timeout_s``, or
+    (``to_end``) the end offsets as of the start.
 
     Reads without a consumer group (manual assignment): nothing is committed.
     """
@@ -199,11 +208,7 @@ async def iter_topic(
     await consumer.start()
     n = 0
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()  # topic may be new
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await _partitions_of(consumer, topic)
         if not tps:
             return
         consumer.assign(tps)
@@ -220,12 +225,25 @@ async def iter_topic(
                 return
             for records in batch.values():
                 for rec in records:
-                    yield rec.key, rec.value, rec.partition, rec.offset
+                    yield rec
                     n += 1
                     if limit is not None and n >= limit:
                         return
     finally:
         await consumer.stop()
+
+
+async def iter_topic(
+    bootstrap: str,
+    topic: str,
+    from_beginning: bool = True,
+    idle_timeout_s: float = 5.0,
+    limit: int | None = None,
+    to_end: bool = False,
+) -> AsyncIterator[tuple[bytes | None, bytes | None, int, int]]:
+    """(key, value, partition, offset) of each record :func:`iter_records` yields."""
+    async for rec in iter_records(bootstrap, topic, from_beginning, idle_timeout_s, limit, to_end):
+        yield rec.key, rec.value, rec.partition, rec.offset
 
 
 async def read_json(bootstrap: str, topic: str, idle_timeout_s: float = 10.0) -> list[dict]:
@@ -252,11 +270,7 @@ class GroupOffsets:
         await self.admin.start()
         await self.consumer.start()
         for topic in self.topics:
-            parts = self.consumer.partitions_for_topic(topic)
-            if parts is None:
-                await self.consumer._client.force_metadata_update()  # topic may be new
-                parts = self.consumer.partitions_for_topic(topic) or set()
-            self.tps += [TopicPartition(topic, p) for p in sorted(parts)]
+            self.tps += await _partitions_of(self.consumer, topic)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

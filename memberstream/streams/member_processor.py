@@ -113,9 +113,11 @@ class MemberProcessor:
             return [InterestItem(weight("review"), text, None)] if text else []
         return []
 
-    def text_items(self, items: Sequence[InterestItem]) -> list[TextItem]:
-        """The texts among ``items`` to score, in order (see :meth:`apply`)."""
-        return [t for t in (i.text_item() for i in items) if t is not None]
+    def texts(self, event: Envelope) -> list[TextItem]:
+        """The texts of ``event`` for the model to score, in the order :meth:`apply` wants
+        their scores."""
+        items = (i.text_item() for i in self.interest_items(event))
+        return [t for t in items if t is not None]
 
     def new_state(self, member_id: str, t: float) -> MemberState:
         return MemberState(
@@ -147,7 +149,7 @@ class MemberProcessor:
     ) -> Applied:
         """Apply ``event``; a duplicate changes nothing and re-emits what it caused.
 
-        ``scores`` are the model's results for ``text_items(interest_items(event))``,
+        ``scores`` are the model's results for ``texts(event)``,
         in that order; None scores no text (interest then comes from categories).
         """
         t = event.occurred_at.timestamp()

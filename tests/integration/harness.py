@@ -120,7 +120,7 @@ def expected(settings: Settings, events: Iterable[Envelope]) -> Outputs:
     for event in events:
         scores = None
         if stage is not None:
-            scores = stage.score_now(processor.text_items(processor.interest_items(event)))
+            scores = stage.score_now(processor.texts(event))
         applied = processor.apply(states.get(event.member_id), event, scores)
         states[event.member_id] = applied.state
         for emit in applied.emits:

@@ -77,7 +77,7 @@ def run(
     state: MemberState | None = None
     emits = []
     for e in events:
-        scores = stage.score_now(processor.text_items(processor.interest_items(e)))
+        scores = stage.score_now(processor.texts(e))
         applied = processor.apply(state, e, scores)
         emits.extend(applied.emits)
         state = applied.state
@@ -153,7 +153,7 @@ def test_a_duplicate_re_emits_its_interest_update_unchanged(stage: InferenceStag
     state, emits = run(p, stage, events)
     update = next(e for e in emits if e.role == INTEREST_TIERS)
     cause = next(e for e in events if e.event_id == update.payload["cause_event_id"])
-    again = p.apply(state, cause, stage.score_now(p.text_items(p.interest_items(cause))))
+    again = p.apply(state, cause, stage.score_now(p.texts(cause)))
     assert again.duplicate and update in again.emits
 
 
@@ -165,9 +165,7 @@ def test_replay_gives_identical_tiers_and_profile(stage: InferenceStage) -> None
     state, emits = run(p, stage, events)
     cold = InferenceStage(WordHashEncoder(), Taxonomy.load(), cache_size=0)
     for e in events[:7]:  # some texts scored in a batch of others first
-        cold.score_now(
-            [*p.text_items(p.interest_items(e)), *p.text_items(p.interest_items(events[-1]))]
-        )
+        cold.score_now([*p.texts(e), *p.texts(events[-1])])
     state2, emits2 = run(p, cold, events, roundtrip=True)
     assert orjson.dumps([e.payload for e in emits]) == orjson.dumps([e.payload for e in emits2])
     assert orjson.dumps(p.profile(state).payload) == orjson.dumps(p.profile(state2).payload)

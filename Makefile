@@ -10,7 +10,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
 MODEL  ?= $(HOME)/.cache/memberstream/models/all-MiniLM-L6-v2
 
-.PHONY: setup models demo test test-unit broker broker-stop lint bench bench-interest clean
+.PHONY: setup models demo test test-unit broker broker-stop lint bench bench-interest \
+	bench-anomalies clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +26,11 @@ setup: $(STAMP)
 $(MODEL)/encoder.json: | $(STAMP)
 	$(BIN)/memberstream models export --out $(MODEL) --no-bench
 
-models: $(MODEL)/encoder.json
+# The learned anomaly scorer, trained on a seeded synthetic stream with the encoder above.
+$(MODEL)/anomaly_scorer.npz: $(MODEL)/encoder.json
+	$(BIN)/memberstream models train-anomaly --model-dir $(MODEL)
+
+models: $(MODEL)/encoder.json $(MODEL)/anomaly_scorer.npz
 
 broker: setup
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then echo "Kafka: $$KAFKA_BOOTSTRAP_SERVERS"; \
@@ -52,6 +57,9 @@ bench: broker models
 
 bench-interest: broker models
 	$(BIN)/python -m bench.interest
+
+bench-anomalies: broker models
+	$(BIN)/python -m bench.anomalies
 
 clean:
 	rm -rf $(VENV) .memberstream .pytest_cache .ruff_cache

@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from memberstream.models.anomaly.settings import AnomalySettings
 from memberstream.models.encoder import EncoderSettings
 from memberstream.models.interest import InterestSettings
 
@@ -46,9 +47,24 @@ class TopicNames(BaseModel):
     member_tiers: str = "member.tiers"
     member_interest_tiers: str = "member.interest-tiers"
     member_profiles: str = "member.profiles"
+    member_anomalies: str = "member.anomalies"
+    product_reviews: str = Field(
+        "memberstream.product-reviews",
+        description="internal: reviews (with their embeddings) and product feedback, "
+        "repartitioned by product_id for the product agent",
+    )
 
     def inputs(self) -> list[str]:
+        """The event topics producers write (clicks, purchases, reviews)."""
         return [self.clicks, self.purchases, self.reviews]
+
+    def ingest(self) -> list[str]:
+        """Topics the ingest agent reads, all keyed by member_id: events and feedback."""
+        return [*self.inputs(), self.feedback]
+
+    def consumed(self) -> list[str]:
+        """Every topic the worker's consumer group reads: a caught-up group is done."""
+        return [*self.ingest(), self.product_reviews]
 
     def compacted(self) -> set[str]:
         return {self.member_profiles}
@@ -187,6 +203,7 @@ class Settings(BaseSettings):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     interest: InterestSettings = Field(default_factory=InterestSettings)
+    anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
 
     @model_validator(mode="after")

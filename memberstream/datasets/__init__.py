@@ -1,5 +1,16 @@
-"""Workloads: a seeded synthetic e-commerce generator and the real CDNOW purchase log."""
+"""Workloads: a seeded synthetic e-commerce generator (optionally with labeled anomalies)
+and the real CDNOW purchase log."""
 
+from memberstream.datasets.anomalies import (
+    EXPECTED_KINDS,
+    SCENARIOS,
+    AnomalyInjector,
+    AnomalyLabel,
+    InjectionConfig,
+    anomalous_workload,
+    read_labels,
+    write_labels,
+)
 from memberstream.datasets.cdnow import (
     CDNOW_CUSTOMERS,
     CDNOW_TRANSACTIONS,
@@ -29,15 +40,23 @@ __all__ = [
     "CDNOW_TRANSACTIONS",
     "CDNOW_ZERO_VALUE_ROWS",
     "EVENT_KINDS",
+    "EXPECTED_KINDS",
+    "SCENARIOS",
+    "AnomalyInjector",
+    "AnomalyLabel",
     "Category",
     "CdnowRow",
+    "InjectionConfig",
     "Injector",
     "Product",
     "SyntheticEvent",
     "SyntheticMember",
     "SyntheticWorkload",
     "WorkloadConfig",
+    "anomalous_workload",
     "cdnow_path",
     "iter_cdnow_events",
     "read_cdnow_rows",
+    "read_labels",
+    "write_labels",
 ]

@@ -12,6 +12,7 @@ from memberstream.schemas.events import (
 )
 from memberstream.schemas.outputs import (
     RFM,
+    AnomalyFlag,
     DeadLetter,
     InterestTier,
     InterestTierUpdate,
@@ -23,6 +24,7 @@ from memberstream.schemas.outputs import (
 __all__ = [
     "RFM",
     "SCHEMA_VERSION",
+    "AnomalyFlag",
     "ClickEvent",
     "DeadLetter",
     "DecodeFailure",

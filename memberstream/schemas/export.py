@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from memberstream.schemas.events import ClickEvent, Feedback, PurchaseEvent, ReviewEvent
 from memberstream.schemas.outputs import (
+    AnomalyFlag,
     DeadLetter,
     InterestTierUpdate,
     MemberProfile,
@@ -23,6 +24,7 @@ EXPORTED: tuple[type[BaseModel], ...] = (
     MemberTierUpdate,
     InterestTierUpdate,
     MemberProfile,
+    AnomalyFlag,
     DeadLetter,
 )
 

@@ -119,6 +119,46 @@ class MemberProfile(Output):
     as_of: datetime
 
 
+AnomalyKind = Literal[
+    "click_burst",
+    "bot_pattern",
+    "order_value_outlier",
+    "order_velocity",
+    "review_duplicate",
+    "review_bombing",
+    "learned_score",
+]
+
+
+class AnomalyFlag(Output):
+    """One anomaly flag (member.anomalies), for risk teams.
+
+    ``flag_id`` (equal to ``output_id``) comes from the kind, the subject and
+    the event-time window of the anomaly, so the same anomaly raised again
+    after a restart or a replay carries the same id. Member flags are keyed by
+    member_id on the topic, product flags (review spam) by product_id.
+    """
+
+    flag_id: str
+    kind: AnomalyKind
+    subject: Literal["member", "product"]
+    member_id: str | None = Field(description="the member flagged; None for a product flag")
+    product_id: str | None = Field(description="the product flagged; None for a member flag")
+    score: float = Field(description="what the detector measured; flagged because >= threshold")
+    threshold: float
+    window_start: datetime = Field(description="event time where the anomaly's window begins")
+    window_end: datetime = Field(description="event time of the event that raised the flag")
+    evidence: list[str] = Field(description="ids of the events behind the flag, oldest first")
+    details: dict[str, float | int | str] = Field(
+        default_factory=dict, description="the measured quantities next to their limits"
+    )
+    detector_version: str = Field(
+        description="detector and a hash of its settings (or the learned model's version)"
+    )
+    cause_event_id: str = Field(description="the event whose arrival raised the flag")
+    as_of: datetime
+
+
 class DeadLetter(Output):
     """A record that could not be processed, kept whole so it can be fixed and replayed."""
 

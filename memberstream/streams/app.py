@@ -16,12 +16,20 @@ import faust
 from faust.types import StreamT, TopicT
 
 from memberstream.config import Settings, TopicNames
-from memberstream.schemas.events import ClickEvent, Envelope, PurchaseEvent, ReviewEvent
+from memberstream.schemas.events import (
+    ClickEvent,
+    Envelope,
+    Feedback,
+    PurchaseEvent,
+    ReviewEvent,
+)
 from memberstream.streams.commit_watchdog import CommitWatchdog
 from memberstream.streams.inference import InferenceStage, load_taxonomy, stage_from_settings
 from memberstream.streams.ingest import BatchStats, IngestBatcher, held_acks
 from memberstream.streams.member_processor import MemberProcessor
 from memberstream.streams.outputs import OutputSink
+from memberstream.streams.product_ingest import ProductBatcher, ProductBatchStats
+from memberstream.streams.product_processor import ProductProcessor
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +44,15 @@ class Progress:
     dead_letters: int = 0
     tier_changes: int = 0
     interest_changes: int = 0
+    flags: int = 0
+    flags_suppressed: int = 0
+    product_records: int = 0
     texts: int = 0
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
     last_batch_at: float = field(default_factory=time.monotonic)
-    busy: bool = False
+    busy: int = 0
+    """Agents in the middle of a batch."""
 
     def add(self, stats: BatchStats) -> None:
         self.records += stats.records
@@ -49,8 +61,17 @@ class Progress:
         self.dead_letters += stats.dead_letters
         self.tier_changes += stats.tier_changes
         self.interest_changes += stats.interest_changes
+        self.flags += stats.flags
+        self.flags_suppressed += stats.flags_suppressed
         self.texts += stats.texts
         self.batches += 1
+        self.last_batch_at = time.monotonic()
+
+    def add_products(self, stats: ProductBatchStats) -> None:
+        self.product_records += stats.records
+        self.dead_letters += stats.dead_letters
+        self.flags += stats.flags
+        self.flags_suppressed += stats.flags_suppressed
         self.last_batch_at = time.monotonic()
 
 
@@ -85,9 +106,14 @@ def make_faust_app(settings: Settings) -> faust.App:
 
 
 def raw_inputs(app: faust.App, settings: Settings) -> TopicT:
-    """The click, purchase and review topics as one raw-bytes source (decoded by us)."""
+    """The click, purchase, review and feedback topics as one raw-bytes source
+    (decoded by us)."""
+    return _raw_topic(app, settings, *settings.topics.ingest())
+
+
+def _raw_topic(app: faust.App, settings: Settings, *names: str) -> TopicT:
     return app.topic(
-        *settings.topics.inputs(),
+        *names,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -120,12 +146,16 @@ def build_app(
     if isinstance(stage, _FromSettings):
         stage = stage_from_settings(settings, taxonomy)
     model_version = None if stage is None else stage.model_version
+    learned_version = None
+    if stage is not None and stage.scorer is not None:
+        learned_version = f"{stage.scorer.version}+{stage.encoder.version}"
     app = make_faust_app(settings)
     topics = settings.topics
     event_types: dict[str, type[Envelope]] = {
         topics.clicks: ClickEvent,
         topics.purchases: PurchaseEvent,
         topics.reviews: ReviewEvent,
+        topics.feedback: Feedback,
     }
     inputs = raw_inputs(app, settings)
     members = app.Table(
@@ -143,6 +173,16 @@ def build_app(
     # changelog topic are created (both lazily, on first use).
     members.key_serializer = "raw"
     members.value_serializer = "raw"
+    products = app.Table(
+        "products",
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        help="per-product state: review windows for the spam detectors, recent flags",
+    )
+    products.key_serializer = "raw"
+    products.value_serializer = "raw"
     progress = Progress()
     app.memberstream_progress = progress  # type: ignore[attr-defined]
     batch = settings.batch
@@ -151,22 +191,36 @@ def build_app(
     async def ingest(stream: StreamT) -> None:
         batcher = IngestBatcher(
             members,
-            MemberProcessor(settings, taxonomy, model_version),
+            MemberProcessor(settings, taxonomy, model_version, learned_version),
             sink_factory(app, topics),
             event_types,
             stage,
         )
         async for events in stream.take_events(batch.max_batch, within=batch.max_wait_s):
             try:
-                progress.busy = True
+                progress.busy += 1
                 with held_acks(events):
                     progress.add(await batcher.process(events))
-                progress.busy = False
+                progress.busy -= 1
             except Exception:
                 # Bad records never get here (they go to the DLQ); this is the broker or
                 # the process failing. Exit at once: nothing of this batch is committed,
                 # and a restarted worker processes it again (at-least-once).
                 log.critical("batch failed; exiting without committing it", exc_info=True)
+                logging.shutdown()
+                os._exit(70)
+
+    @app.agent(_raw_topic(app, settings, topics.product_reviews), name="products", concurrency=1)
+    async def product_agent(stream: StreamT) -> None:
+        batcher = ProductBatcher(products, ProductProcessor(settings), sink_factory(app, topics))
+        async for events in stream.take_events(batch.max_batch, within=batch.max_wait_s):
+            try:
+                progress.busy += 1
+                with held_acks(events):
+                    progress.add_products(await batcher.process(events))
+                progress.busy -= 1
+            except Exception:
+                log.critical("product batch failed; exiting without committing it", exc_info=True)
                 logging.shutdown()
                 os._exit(70)
 
@@ -176,18 +230,23 @@ def build_app(
             elapsed = time.monotonic() - progress.started
             log.info(
                 "progress: records=%d accepted=%d duplicates=%d dlq=%d tier_changes=%d "
-                "interest_changes=%d rate=%.0f/s%s",
+                "interest_changes=%d flags=%d (suppressed %d) product_records=%d rate=%.0f/s%s",
                 progress.records,
                 progress.accepted,
                 progress.duplicates,
                 progress.dead_letters,
                 progress.tier_changes,
                 progress.interest_changes,
+                progress.flags,
+                progress.flags_suppressed,
+                progress.product_records,
                 progress.records / max(elapsed, 1e-9),
                 "" if stage is None else _stage_line(stage, elapsed),
             )
 
-    watchdog = CommitWatchdog(app, settings.topics.inputs(), settings.stall_after_s)
+    watchdog = CommitWatchdog(
+        app, [*topics.ingest(), topics.product_reviews], settings.stall_after_s
+    )
     app.memberstream_watchdog = watchdog  # type: ignore[attr-defined]
 
     @app.timer(interval=max(1.0, settings.stall_after_s / 4))
@@ -198,7 +257,7 @@ def build_app(
         if stuck:
             progress.last_batch_at = time.monotonic()  # give the re-read time to arrive
 
-    app.memberstream_tables = {"members": members}  # type: ignore[attr-defined]
+    app.memberstream_tables = {"members": members, "products": products}  # type: ignore[attr-defined]
     app.memberstream_stage = stage  # type: ignore[attr-defined]
     return app
 

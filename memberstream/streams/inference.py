@@ -36,6 +36,12 @@ from typing import Protocol
 import numpy as np
 
 from memberstream.config import Settings
+from memberstream.models.anomaly.learned import (
+    SCORER_FILE,
+    LearnedScore,
+    LearnedScorer,
+    OrderVector,
+)
 from memberstream.models.category_heads import HEAD_FILE, CategoryHead, ZeroShotHead, load_head
 from memberstream.models.encoder import TextEncoder
 from memberstream.models.taxonomy import Taxonomy
@@ -129,8 +135,11 @@ class InferenceStage:
         head_file: Path | None = None,
         temperature: float = 0.05,
         cache_size: int = 50_000,
+        scorer: LearnedScorer | None = None,
     ) -> None:
         self.encoder = encoder
+        self.scorer = scorer
+        """The learned anomaly scorer, when one is trained and switched on."""
         self.taxonomy = taxonomy
         if head is None:
             categories = encoder.encode(taxonomy.descriptions())
@@ -151,10 +160,16 @@ class InferenceStage:
         *,
         temperature: float = 0.05,
         cache_size: int = 50_000,
+        learned_score: bool = True,
     ) -> InferenceStage:
-        """The stage with the fine-tuned head in ``model_dir`` when there is one, else zero-shot."""
+        """The stage with the fine-tuned head in ``model_dir`` when there is one, else
+        zero-shot; and the learned anomaly scorer when ``model_dir`` holds one."""
         head = load_head(model_dir, taxonomy) if model_dir is not None else None
         head_file = Path(model_dir) / HEAD_FILE if head is not None and model_dir else None
+        scorer = None
+        scorer_file = None if model_dir is None else Path(model_dir) / SCORER_FILE
+        if learned_score and scorer_file is not None and scorer_file.is_file():
+            scorer = LearnedScorer.load(scorer_file)
         stage = cls(
             encoder,
             taxonomy,
@@ -162,14 +177,23 @@ class InferenceStage:
             head_file=head_file,
             temperature=temperature,
             cache_size=cache_size,
+            scorer=scorer,
         )
         log.info(
-            "inference: model_version=%s, categories=%d (%s), product cache=%d",
+            "inference: model_version=%s, categories=%d (%s), product cache=%d, anomaly scorer=%s",
             stage.model_version,
             len(taxonomy),
             "fine-tuned head" if head is not None else "zero-shot",
             cache_size,
+            "off" if scorer is None else scorer.version,
         )
+        if scorer is None and learned_score:
+            log.warning(
+                "inference: no %s in %s; the learned anomaly score is off "
+                "(train one with `memberstream models train-anomaly`)",
+                SCORER_FILE,
+                model_dir,
+            )
         return stage
 
     def close(self) -> None:
@@ -225,6 +249,13 @@ class InferenceStage:
             computed = await loop.run_in_executor(self._executor, self._compute, texts)
         return self._fill(items, out, computed)
 
+    async def score_orders(self, vectors: Sequence[OrderVector]) -> list[LearnedScore]:
+        """The learned anomaly scores of a batch's orders, in one call on the stage's thread."""
+        if self.scorer is None:
+            raise RuntimeError("no learned anomaly scorer is loaded")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.scorer.score, list(vectors))
+
 
 def load_taxonomy(settings: Settings) -> Taxonomy:
     return Taxonomy.load(settings.inference.taxonomy)
@@ -249,4 +280,5 @@ def stage_from_settings(
         conf.encoder.resolved_model_dir(),
         temperature=conf.zero_shot_temperature,
         cache_size=conf.product_cache_size,
+        learned_score=settings.anomaly.enabled and settings.anomaly.learned.enabled,
     )

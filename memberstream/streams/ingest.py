@@ -19,10 +19,18 @@ from dataclasses import dataclass
 from faust.streams import _current_event
 from faust.types import EventT, TableT
 
+from memberstream.models.anomaly.learned import OrderVector
 from memberstream.schemas.codec import DecodeFailure, decode_event
-from memberstream.schemas.events import Envelope
+from memberstream.schemas.events import Envelope, Feedback, PurchaseEvent
 from memberstream.streams.inference import InferenceStage, Scored, TextItem
-from memberstream.streams.member_processor import INTEREST_TIERS, MemberProcessor
+from memberstream.streams.member_processor import (
+    ANOMALIES,
+    INTEREST_TIERS,
+    PRODUCT_REVIEWS,
+    TIERS,
+    Emit,
+    MemberProcessor,
+)
 from memberstream.streams.member_state import MemberState
 from memberstream.streams.outputs import OutputSink
 
@@ -77,6 +85,9 @@ class BatchStats:
     dead_letters: int = 0
     tier_changes: int = 0
     interest_changes: int = 0
+    flags: int = 0
+    flags_suppressed: int = 0
+    feedback: int = 0
     texts: int = 0
 
 
@@ -110,14 +121,44 @@ class IngestBatcher:
                 decoded.append((ev, result))
         scores = await self._score(decoded, stats)
         touched: dict[str, _Touched] = {}
+        orders: list[tuple[str, PurchaseEvent, OrderVector]] = []
         for (ev, event), scored in zip(decoded, scores, strict=True):
-            await self._process_one(ev, event, scored, touched, stats)
+            if isinstance(event, Feedback) and event.product_id is not None:
+                await self._forward_feedback(event, stats)
+                continue
+            await self._process_one(ev, event, scored, touched, stats, orders)
+        if orders:
+            await self._score_orders(orders, touched, stats)
         for entry in touched.values():
             if entry.changed:
                 with event_context(entry.event):
                     self.table[entry.event.message.key] = entry.state.to_bytes()
-            await self.sink.emit(self.processor.profile(entry.state))
+            if entry.state.counts.events:  # not for a member known from feedback alone
+                await self.sink.emit(self.processor.profile(entry.state))
         return stats
+
+    async def _score_orders(
+        self,
+        orders: list[tuple[str, PurchaseEvent, OrderVector]],
+        touched: dict[str, _Touched],
+        stats: BatchStats,
+    ) -> None:
+        """The batch's paid orders through the learned scorer in one stage call."""
+        assert self.stage is not None  # orders come only with a learned scorer
+        results = await self.stage.score_orders([vector for _, _, vector in orders])
+        for (mid, event, _), result in zip(orders, results, strict=True):
+            entry = touched[mid]
+            flag = self.processor.learned_flag(entry.state, event, result)
+            if flag is not None:
+                stats.flags += 1
+                entry.changed = True
+                await self.sink.emit(flag)
+
+    async def _forward_feedback(self, feedback: Feedback, stats: BatchStats) -> None:
+        """Feedback on a product flag goes to the product agent, keyed by product_id."""
+        stats.feedback += 1
+        payload = {"type": "feedback", **feedback.model_dump(mode="json")}
+        await self.sink.emit(Emit(PRODUCT_REVIEWS, feedback.product_id or "", payload))
 
     async def _score(
         self, decoded: Sequence[tuple[EventT, Envelope]], stats: BatchStats
@@ -149,6 +190,7 @@ class IngestBatcher:
         scores: list[Scored] | None,
         touched: dict[str, _Touched],
         stats: BatchStats,
+        orders: list[tuple[str, PurchaseEvent, OrderVector]],
     ) -> None:
         msg = ev.message
         mid = decoded.member_id
@@ -176,11 +218,18 @@ class IngestBatcher:
             stats.duplicates += 1
         else:
             stats.accepted += 1
+            stats.flags_suppressed += applied.suppressed
+            if isinstance(decoded, Feedback):
+                stats.feedback += 1
             for emit in applied.emits:
                 if emit.role == INTEREST_TIERS:
                     stats.interest_changes += 1
-                else:
+                elif emit.role == TIERS:
                     stats.tier_changes += 1
+                elif emit.role == ANOMALIES:
+                    stats.flags += 1
+        if applied.order is not None:
+            orders.append((mid, decoded, applied.order))  # type: ignore[arg-type]
         changed = (entry is not None and entry.changed) or not applied.duplicate
         touched[mid] = _Touched(applied.state, ev, changed)
         for emit in applied.emits:
@@ -193,12 +242,15 @@ class IngestBatcher:
         decoded = decode_event(value, event_type)
         if isinstance(decoded, DecodeFailure):
             return decoded
-        if key != decoded.member_id.encode("utf-8"):
-            shown = key.decode("utf-8", "replace") if key is not None else None
-            return DecodeFailure(
-                "validation",
-                f"record key {shown!r} does not match member_id {decoded.member_id!r}; "
-                "inputs must be keyed by member_id",
-                [{"field": "(key)", "message": "must equal member_id"}],
-            )
-        return decoded
+        if key == decoded.member_id.encode("utf-8"):
+            return decoded
+        product = decoded.product_id if isinstance(decoded, Feedback) else None
+        if product is not None and key == product.encode("utf-8"):
+            return decoded  # feedback on a product flag, keyed by product
+        shown = key.decode("utf-8", "replace") if key is not None else None
+        return DecodeFailure(
+            "validation",
+            f"record key {shown!r} does not match member_id {decoded.member_id!r}; "
+            "inputs must be keyed by member_id (feedback on a product flag: by product_id)",
+            [{"field": "(key)", "message": "must equal member_id"}],
+        )

@@ -57,7 +57,8 @@ async def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0) -> None:
 
 
 async def create_topics(settings: Settings) -> dict[str, str]:
-    """Create every memberstream topic; compacted ones get cleanup.policy=compact.
+    """Create every memberstream topic; compacted ones get cleanup.policy=compact, and
+    labels.feedback keeps its records forever (the learning loop's labels).
 
     Returns topic → "created" | "exists".
     """
@@ -73,6 +74,8 @@ async def create_topics(settings: Settings) -> dict[str, str]:
                 result[name] = "exists"
                 continue
             configs = {"cleanup.policy": "compact"} if name in compacted else {}
+            if name == settings.topics.feedback:
+                configs = {"retention.ms": "-1"}
             topic = NewTopic(name, settings.partitions, settings.replication_factor, None, configs)
             result[name] = await _create_one(admin, topic)
     finally:

@@ -6,6 +6,7 @@ tests and replays call it directly.
 
 from __future__ import annotations
 
+import base64
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,11 +16,28 @@ from typing import Any
 import numpy as np
 
 from memberstream.config import Settings
+from memberstream.models.anomaly.flags import Candidate, detector_version, flag_id
+from memberstream.models.anomaly.learned import (
+    LearnedScore,
+    OrderLine,
+    OrderVector,
+    PurchaseProfile,
+    behaviour_features,
+    observe_order,
+    order_embedding,
+)
+from memberstream.models.anomaly.member_detectors import MemberDetectors
 from memberstream.models.interest import InterestChange, InterestPolicy
 from memberstream.models.membership import MembershipPolicy, Order, TierDecision, TierState
 from memberstream.models.rfm import iso
 from memberstream.models.taxonomy import Taxonomy
-from memberstream.schemas.events import ClickEvent, Envelope, PurchaseEvent, ReviewEvent
+from memberstream.schemas.events import (
+    ClickEvent,
+    Envelope,
+    Feedback,
+    PurchaseEvent,
+    ReviewEvent,
+)
 from memberstream.schemas.outputs import (
     OUTPUT_SCHEMA_VERSION,
     InterestMove,
@@ -34,6 +52,8 @@ from memberstream.streams.member_state import MemberState
 TIERS = "member_tiers"
 INTEREST_TIERS = "member_interest_tiers"
 PROFILES = "member_profiles"
+ANOMALIES = "member_anomalies"
+PRODUCT_REVIEWS = "product_reviews"
 TASTE_DECIMALS = 4
 SHARE_DECIMALS = 6
 
@@ -65,10 +85,57 @@ class Applied:
     state: MemberState
     emits: list[Emit]
     duplicate: bool
+    order: OrderVector | None = None
+    """A paid order for the learned score, which the batch scores in one call."""
+    suppressed: int = 0
+    """Flags not raised because an analyst rejected them."""
 
 
 def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
+
+
+_SECTIONS = {
+    "click_burst": "click_burst",
+    "bot_pattern": "bot_pattern",
+    "order_value_outlier": "order_value",
+    "order_velocity": "order_velocity",
+    "review_duplicate": "review_duplicate",
+    "review_bombing": "review_bombing",
+}
+
+
+def flag_payload(
+    fid: str,
+    candidate: Candidate,
+    version: str,
+    cause_event_id: str,
+    *,
+    member_id: str | None = None,
+    product_id: str | None = None,
+) -> dict[str, Any]:
+    """An :class:`~memberstream.schemas.outputs.AnomalyFlag` as the JSON dict produced.
+
+    Built by hand on the hot path; a unit test holds it equal to the schema's dump.
+    """
+    return {
+        "output_id": fid,
+        "schema_version": OUTPUT_SCHEMA_VERSION,
+        "flag_id": fid,
+        "kind": candidate.kind,
+        "subject": candidate.subject,
+        "member_id": member_id,
+        "product_id": product_id,
+        "score": candidate.score,
+        "threshold": candidate.threshold,
+        "window_start": iso(candidate.window_start),
+        "window_end": iso(candidate.window_end),
+        "evidence": list(candidate.evidence),
+        "details": dict(candidate.details),
+        "detector_version": version,
+        "cause_event_id": cause_event_id,
+        "as_of": iso(candidate.window_end),
+    }
 
 
 class MemberProcessor:
@@ -79,14 +146,26 @@ class MemberProcessor:
         settings: Settings,
         taxonomy: Taxonomy | None = None,
         model_version: str | None = None,
+        learned_version: str | None = None,
     ) -> None:
-        """``model_version`` names the text model whose scores :meth:`apply` is given."""
+        """``model_version`` names the text model whose scores :meth:`apply` is given;
+        ``learned_version`` the anomaly scorer that will score the orders :meth:`apply`
+        returns (None: no learned score)."""
         self.settings = settings
         self.policy = MembershipPolicy(settings.membership)
         if taxonomy is None:
             taxonomy = Taxonomy.load(settings.inference.taxonomy)
         self.interest = InterestPolicy(settings.interest, taxonomy)
         self.model_version = model_version
+        anomaly = settings.anomaly
+        self.anomaly = anomaly
+        self.detectors = MemberDetectors(anomaly) if anomaly.enabled else None
+        self.detector_versions = {
+            kind: detector_version(kind, getattr(anomaly, section))
+            for kind, section in _SECTIONS.items()
+        }
+        learned_on = anomaly.enabled and anomaly.learned.enabled
+        self.learned_version = learned_version if learned_on else None
 
     # -- interest inputs --
 
@@ -139,6 +218,8 @@ class MemberProcessor:
             self.policy.new_window(),
             self.settings.dedupe_ids_per_member,
             self.settings.outbox_per_member,
+            self.anomaly.flags_kept,
+            self.anomaly.rejected_kept,
         )
 
     def apply(
@@ -159,15 +240,25 @@ class MemberProcessor:
             replay = [
                 Emit(role, state.member_id, payload)
                 for role, payload in state.outputs_caused_by(event.event_id)
+                if role != ANOMALIES or not state.flags.is_rejected(payload["flag_id"])
             ]
+            if isinstance(event, ReviewEvent):  # the product agent drops what it has seen
+                replay.append(self._product_review(event, scores))
             return Applied(state, replay, duplicate=True)
 
         state.remember(event.event_id)
+        if isinstance(event, Feedback):
+            self._apply_feedback(state, event)
+            return Applied(state, [], duplicate=False)
+        if state.counts.events == 0:  # state made by feedback alone has no event time yet
+            state.first_seen = state.clock = t
         state.counts.events += 1
         state.first_seen = min(state.first_seen, t)
         if (t, event.event_id) > (state.clock, state.last_event_id):
             state.clock, state.last_event_id = t, event.event_id
         emits: list[Emit] = []
+        candidates: list[Candidate] = []
+        order: OrderVector | None = None
         if isinstance(event, PurchaseEvent):
             decision = self._apply_order(state, event, t)
             if decision is not None:
@@ -175,8 +266,13 @@ class MemberProcessor:
                 payload = update.model_dump(mode="json")
                 state.outbox.append((event.event_id, TIERS, payload))
                 emits.append(Emit(TIERS, state.member_id, payload))
+            if self.detectors is not None:
+                candidates = self.detectors.on_purchase(state.anomaly, event)
+            order = self._order_vector(state, event, t, scores)
         elif isinstance(event, ClickEvent):
             state.counts.clicks += 1
+            if self.detectors is not None:
+                candidates = self.detectors.on_click(state.anomaly, event)
         elif isinstance(event, ReviewEvent):
             state.counts.reviews += 1
         change = self._apply_interest(state, event, t, scores)
@@ -184,7 +280,108 @@ class MemberProcessor:
             payload = self._interest_update(state, change, event).model_dump(mode="json")
             state.outbox.append((event.event_id, INTEREST_TIERS, payload))
             emits.append(Emit(INTEREST_TIERS, state.member_id, payload))
-        return Applied(state, emits, duplicate=False)
+        if isinstance(event, ReviewEvent):
+            emits.append(self._product_review(event, scores))
+        suppressed = 0
+        for candidate in candidates:
+            flag = self._raise(state, candidate, event, self.detector_versions[candidate.kind])
+            if flag is None:
+                suppressed += 1
+            else:
+                emits.append(flag)
+        return Applied(state, emits, duplicate=False, order=order, suppressed=suppressed)
+
+    # -- anomalies --
+
+    def _apply_feedback(self, state: MemberState, feedback: Feedback) -> None:
+        """An analyst's verdict on one of this member's flags (interest labels are for the
+        learning loop only)."""
+        if feedback.subject != "anomaly_flag":
+            return
+        if feedback.verdict == "false_positive":
+            state.flags.reject(feedback.ref_id)
+        elif feedback.verdict == "confirmed":
+            state.flags.confirm(feedback.ref_id)
+
+    def _raise(
+        self, state: MemberState, candidate: Candidate, event: Envelope, version: str
+    ) -> Emit | None:
+        """The flag record for ``candidate``, kept in the outbox; None if feedback rejected it."""
+        fid = flag_id(candidate.kind, "member", state.member_id, candidate.window_start)
+        if state.flags.suppressed(fid, candidate.evidence):
+            return None
+        state.flags.record(fid, candidate.evidence)
+        payload = flag_payload(fid, candidate, version, event.event_id, member_id=state.member_id)
+        state.outbox.append((event.event_id, ANOMALIES, payload))
+        return Emit(ANOMALIES, state.member_id, payload)
+
+    def _order_vector(
+        self,
+        state: MemberState,
+        event: PurchaseEvent,
+        t: float,
+        scores: Sequence[Scored] | None,
+    ) -> OrderVector | None:
+        """The paid order's features for the learned score, then the order joins the profile.
+
+        Each line item's title is one scored text (see :meth:`interest_items`), in order.
+        """
+        if self.learned_version is None or event.status != "paid" or scores is None:
+            return None
+        if state.purchases is None:
+            state.purchases = PurchaseProfile()
+        lines = [OrderLine(i.category, i.quantity, i.unit_price) for i in event.items]
+        embeddings = [s.embedding for s in scores]
+        mean = order_embedding(embeddings)
+        features = behaviour_features(state.purchases, t, event.total, lines, mean)
+        observe_order(state.purchases, t, event.total, lines, embeddings)
+        return OrderVector(features, mean)
+
+    def learned_flag(
+        self, state: MemberState, event: PurchaseEvent, score: LearnedScore
+    ) -> Emit | None:
+        """The flag for an order the learned scorer put at or above the threshold."""
+        conf = self.anomaly.learned
+        if score.probability < conf.threshold or self.learned_version is None:
+            return None
+        t = event.occurred_at.timestamp()
+        top = sorted(score.contributions.items(), key=lambda kv: (-kv[1], kv[0]))
+        details: dict[str, float | int | str] = {"total": event.total}
+        for name, push in top[: conf.top_features]:
+            details[f"push:{name}"] = round(push, 4)
+        candidate = Candidate(
+            kind="learned_score",
+            subject="member",
+            subject_id=state.member_id,
+            window_start=t,
+            window_end=t,
+            score=round(score.probability, 6),
+            threshold=conf.threshold,
+            evidence=(event.event_id,),
+            details=details,
+        )
+        return self._raise(state, candidate, event, self.learned_version)
+
+    def _product_review(self, event: ReviewEvent, scores: Sequence[Scored] | None) -> Emit:
+        """The review for the product agent (keyed by product_id), with its embedding."""
+        embedding = None
+        if scores:  # the review's one text: title and body (see interest_items)
+            embedding = base64.b64encode(
+                np.asarray(scores[0].embedding, dtype="<f2").tobytes()
+            ).decode("ascii")
+        payload = {
+            "type": "review",
+            "event_id": event.event_id,
+            "member_id": event.member_id,
+            "product_id": event.product_id,
+            "occurred_at": iso(event.occurred_at.timestamp()),
+            "rating": event.rating,
+            "title": event.title,
+            "text": event.text,
+            "language": event.language,
+            "embedding_f16": embedding,
+        }
+        return Emit(PRODUCT_REVIEWS, event.product_id, payload)
 
     def _apply_interest(
         self, state: MemberState, event: Envelope, t: float, scores: Sequence[Scored] | None

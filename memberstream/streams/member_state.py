@@ -10,6 +10,10 @@ Interest (category affinity, tiers, taste vector) has its own event-time clock
 in :class:`~memberstream.models.interest.InterestState`; a state written before
 interest existed loads with an empty one.
 
+Anomaly detection keeps the detectors' windows (:class:`MemberAnomalyState`),
+the member's recent flags and the analyst feedback on them (:class:`FlagLedger`)
+and, for the learned score, a summary of earlier orders (:class:`PurchaseProfile`).
+
 Every collection here is bounded: recent event ids (for de-duplication), orders
 in the RFM window, and the outbox of recent outputs (re-emitted, with the same
 ids, when an event that caused them is seen again after a crash).
@@ -23,6 +27,9 @@ from typing import Any
 
 import orjson
 
+from memberstream.models.anomaly.learned import PurchaseProfile
+from memberstream.models.anomaly.ledger import FlagLedger
+from memberstream.models.anomaly.member_detectors import MemberAnomalyState
 from memberstream.models.interest import InterestState
 from memberstream.models.membership import Order, OrderWindow, TierState
 
@@ -52,6 +59,10 @@ class MemberState:
     last_purchase_at: float | None = None
     last_event_id: str = ""
     interest: InterestState = field(default_factory=InterestState)
+    anomaly: MemberAnomalyState = field(default_factory=MemberAnomalyState)
+    flags: FlagLedger = field(default_factory=FlagLedger)
+    purchases: PurchaseProfile | None = None
+    """Only kept while the learned anomaly score is on."""
 
     def seen(self, event_id: str) -> bool:
         return event_id in self.recent_ids
@@ -84,12 +95,21 @@ class MemberState:
                 "lp": self.last_purchase_at,
                 "le": self.last_event_id,
                 "i": self.interest.to_dict(),
+                "a": self.anomaly.to_dict(),
+                "fl": self.flags.to_dict(),
+                "pp": None if self.purchases is None else self.purchases.to_dict(),
             }
         )
 
     @classmethod
     def from_bytes(
-        cls, raw: bytes, window: OrderWindow, max_ids: int, max_outbox: int
+        cls,
+        raw: bytes,
+        window: OrderWindow,
+        max_ids: int,
+        max_outbox: int,
+        flags_kept: int = 32,
+        rejected_kept: int = 256,
     ) -> MemberState:
         d = orjson.loads(raw)
         if d.get("v") != STATE_VERSION:
@@ -109,4 +129,7 @@ class MemberState:
             last_purchase_at=d["lp"],
             last_event_id=d["le"],
             interest=InterestState.from_dict(d["i"]) if "i" in d else InterestState(),
+            anomaly=MemberAnomalyState.from_dict(d["a"]) if "a" in d else MemberAnomalyState(),
+            flags=FlagLedger.from_dict(d.get("fl") or {}, flags_kept, rejected_kept),
+            purchases=None if d.get("pp") is None else PurchaseProfile.from_dict(d["pp"]),
         )

@@ -55,7 +55,7 @@ def wait_done(settings: Settings, worker: WorkerProcess, timeout_s: float = 180)
         wait_caught_up(
             settings.kafka_bootstrap_servers,
             settings.app_id,
-            settings.topics.inputs(),
+            settings.topics.consumed(),
             timeout_s,
             0.5,
             check,

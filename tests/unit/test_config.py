@@ -65,7 +65,9 @@ def test_defaults() -> None:
     assert s.topics == TopicNames()
     assert s.topics.inputs() == ["events.clicks", "events.purchases", "events.reviews"]
     assert s.topics.compacted() == {"member.profiles"}
-    assert len(s.topics.all()) == 8
+    assert len(s.topics.all()) == 10
+    assert s.topics.ingest() == [*s.topics.inputs(), "labels.feedback"]
+    assert s.topics.consumed() == [*s.topics.ingest(), "memberstream.product-reviews"]
     assert s.topics.member_interest_tiers == "member.interest-tiers"
     assert s.membership.window_days == 365.0
     assert s.membership.grace_days == 30.0

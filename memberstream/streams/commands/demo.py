@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -28,6 +29,9 @@ from memberstream.streams.kafka_io import (
     wait_caught_up,
 )
 from memberstream.streams.worker_process import WorkerProcess
+
+if TYPE_CHECKING:
+    from memberstream.datasets.anomalies import AnomalyInjector
 
 BAD_RECORDS: list[tuple[bytes | None, bytes]] = [
     (b"cdnow-00001", b'{"event_id": "bad-1", "member_id": "cdnow-00001", '),
@@ -73,6 +77,13 @@ def _ensure_broker(settings: Settings) -> None:
     help="also send N seeded synthetic click, purchase and review events (English and "
     "Chinese titles, queries and reviews) for interest tiers; 0: CDNOW only",
 )
+@click.option(
+    "--anomalies/--no-anomalies",
+    default=True,
+    show_default=True,
+    help="inject labeled anomalies (bot sessions, card testing, account takeovers, "
+    "copy-paste reviews, review bombing) into the synthetic events",
+)
 @click.option("--examples", default=5, show_default=True, help="tier changes to show")
 @click.option("--timeout", default=600.0, show_default=True, help="seconds to wait for the worker")
 @click.option("--keep", is_flag=True, help="keep this run's topics (deleted by default)")
@@ -81,6 +92,7 @@ def demo(
     ctx: click.Context,
     limit: int | None,
     synthetic: int,
+    anomalies: bool,
     examples: int,
     timeout: float,
     keep: bool,
@@ -125,9 +137,11 @@ def demo(
         ).sent
         asyncio.run(produce_raw(settings.kafka_bootstrap_servers, topics.purchases, BAD_RECORDS))
         click.echo(f"Sent {sent:,} purchases and {len(BAD_RECORDS)} malformed records.")
+        injector = None
         if synthetic:
             click.echo(f"Sending {synthetic:,} synthetic clicks, purchases and reviews ...")
-            sent += asyncio.run(produce_events(settings, _synthetic(synthetic))).sent
+            stream, injector = _synthetic(synthetic, anomalies)
+            sent += asyncio.run(produce_events(settings, stream)).sent
         click.echo("Waiting for the worker to catch up ...")
         last = [0.0]
 
@@ -142,7 +156,7 @@ def demo(
             wait_caught_up(
                 settings.kafka_bootstrap_servers,
                 settings.app_id,
-                topics.inputs(),
+                topics.consumed(),
                 timeout,
                 1.0,
                 on_poll,
@@ -152,19 +166,57 @@ def demo(
     finally:
         worker.stop()
     _report(settings, sent + len(BAD_RECORDS), elapsed, examples)
+    _anomaly_report(settings, injector, examples)
     if keep:
         click.echo(f"Kept topics *.{run_id} and {work}; read with `memberstream consume TOPIC`.")
     else:
         shutil.rmtree(work, ignore_errors=True)
-        internal = [f"{settings.app_id}-{t}" for t in ("members-changelog", "__assignor-__leader")]
+        internal = [
+            f"{settings.app_id}-{t}"
+            for t in ("members-changelog", "products-changelog", "__assignor-__leader")
+        ]
         asyncio.run(delete_topics(settings.kafka_bootstrap_servers, topics.all() + internal))
 
 
-def _synthetic(n: int) -> Iterator[Envelope]:
+def _synthetic(n: int, anomalies: bool) -> tuple[Iterator[Envelope], AnomalyInjector | None]:
+    from memberstream.datasets.anomalies import AnomalyInjector, InjectionConfig
     from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
 
     config = WorkloadConfig(seed=2024, members=max(100, n // 40), days=90)
-    return itertools.islice(SyntheticWorkload(config).events(), n)
+    injector = AnomalyInjector(InjectionConfig(seed=2024, incidents_per_day=0.15))
+    workload = SyntheticWorkload(config, injectors=[injector] if anomalies else [])
+    return itertools.islice(workload.events(), n), injector if anomalies else None
+
+
+def _anomaly_report(settings: Settings, injector: AnomalyInjector | None, examples: int) -> None:
+    from memberstream.models.anomaly.evaluation import evaluate
+
+    flags = {
+        f["flag_id"]: f
+        for f in asyncio.run(
+            read_json(settings.kafka_bootstrap_servers, settings.topics.member_anomalies)
+        )
+    }
+    kinds = Counter(f["kind"] for f in flags.values())
+    summary = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
+    click.echo(f"anomaly flags:    {len(flags):,}  ({summary})")
+    if injector is not None:
+        labels = injector.labels
+        scores = evaluate(flags.values(), labels, 0).kinds.values()
+        found = ", ".join(f"{s.kind} {s.found}/{s.incidents}" for s in scores if s.incidents)
+        click.echo(f"  injected incidents: {len(labels)}; found per kind: {found}")
+    by_kind: dict[str, dict] = {}
+    for f in sorted(flags.values(), key=lambda f: (f["window_end"], f["flag_id"])):
+        by_kind.setdefault(f["kind"], f)
+    click.echo("one flag of each kind, with its evidence:")
+    for f in by_kind.values():
+        who = f"{f['subject']} {f['member_id'] or f['product_id']}"
+        evidence = ", ".join(f["evidence"][:3]) + (" ..." if len(f["evidence"]) > 3 else "")
+        details = ", ".join(f"{k}={v}" for k, v in list(f["details"].items())[:4])
+        click.echo(
+            f"  {f['window_end'][:16]} {f['kind']} on {who}: score {f['score']:g} >= "
+            f"{f['threshold']:g}; {len(f['evidence'])} events ({evidence}); {details}"
+        )
 
 
 def _report(settings: Settings, events_in: int, elapsed: float, examples: int) -> None:

@@ -1,0 +1,1 @@
+"""Anomaly detectors: bots, fraud signals and review spam (see ``docs`` in each module)."""

@@ -1,0 +1,101 @@
+"""One micro-batch of the product topic: decode, apply to product state, produce flags.
+
+Same shape as :mod:`memberstream.streams.ingest`: each product's state is
+loaded once per batch and written back once, a record that cannot be used
+goes to the DLQ with the reason, and the agent exits without committing if
+producing fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from faust.types import EventT, TableT
+
+from memberstream.schemas.codec import DecodeFailure
+from memberstream.streams.ingest import event_context
+from memberstream.streams.outputs import OutputSink
+from memberstream.streams.product_processor import (
+    BadProductRecord,
+    ProductProcessor,
+    ProductState,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProductBatchStats:
+    records: int = 0
+    reviews: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    flags: int = 0
+    flags_suppressed: int = 0
+
+
+@dataclass
+class _Touched:
+    state: ProductState
+    event: EventT
+    changed: bool
+
+
+class ProductBatcher:
+    """Processes batches of product records against the ``products`` table."""
+
+    def __init__(self, table: TableT, processor: ProductProcessor, sink: OutputSink) -> None:
+        self.table = table
+        self.processor = processor
+        self.sink = sink
+
+    async def process(self, events: Sequence[EventT]) -> ProductBatchStats:
+        stats = ProductBatchStats(records=len(events))
+        touched: dict[bytes, _Touched] = {}
+        for ev in events:
+            await self._process_one(ev, touched, stats)
+        for key, entry in touched.items():
+            if entry.changed:
+                with event_context(entry.event):
+                    self.table[key] = entry.state.to_bytes()
+        return stats
+
+    async def _process_one(
+        self, ev: EventT, touched: dict[bytes, _Touched], stats: ProductBatchStats
+    ) -> None:
+        msg = ev.message
+        entry = None if msg.key is None else touched.get(msg.key)
+        before: bytes | None = None
+        try:
+            record = self.processor.decode(msg.value)
+            if msg.key != record["product_id"].encode("utf-8"):
+                raise BadProductRecord("record key does not match product_id")
+            if entry is None:
+                with event_context(ev):
+                    before = self.table.get(msg.key)
+                state = self.processor.load(before)
+            else:
+                state = entry.state
+                before = state.to_bytes()
+            applied = self.processor.apply(state, record)
+        except Exception as exc:
+            kind = "validation" if isinstance(exc, BadProductRecord) else "processing"
+            if kind == "processing":
+                log.exception("product record failed: offset=%s", msg.offset)
+            await self.sink.dead_letter(msg, DecodeFailure(kind, f"{type(exc).__name__}: {exc}"))
+            stats.dead_letters += 1
+            if entry is not None and before is not None:
+                entry.state = self.processor.load(before)  # type: ignore[assignment]
+            return
+        if applied.duplicate:
+            stats.duplicates += 1
+        else:
+            stats.reviews += record["type"] == "review"
+            stats.flags += len(applied.emits)
+            stats.flags_suppressed += applied.suppressed
+        changed = (entry is not None and entry.changed) or not applied.duplicate
+        touched[msg.key] = _Touched(applied.state, ev, changed)
+        for emit in applied.emits:
+            await self.sink.emit(emit)

@@ -1,0 +1,193 @@
+"""Per-product state and logic behind the product agent: review spam and review bombing.
+
+The ingest agent forwards every review (with its embedding) and every piece of
+feedback on a product flag to ``memberstream.product-reviews``, keyed by
+product_id, so one product's reviews meet in one place whichever members wrote
+them. Plain code, no Kafka: the agent decodes records and produces what this
+returns.
+
+Records reach a product from several upstream partitions in an order that can
+change between runs; the detectors' flags and their ids do not depend on it
+(see :mod:`memberstream.models.anomaly.product_detectors`). A record seen again
+(redelivered after a crash, or re-sent for a duplicate review) changes nothing
+and re-emits the flags it caused, with the same ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+
+from memberstream.config import Settings
+from memberstream.models.anomaly.flags import Candidate, detector_version, flag_id
+from memberstream.models.anomaly.ledger import FlagLedger
+from memberstream.models.anomaly.product_detectors import (
+    ProductAnomalyState,
+    ProductDetectors,
+    ProductReview,
+)
+from memberstream.streams.member_processor import ANOMALIES, Emit, flag_payload
+
+PRODUCT_STATE_VERSION = 1
+
+
+class BadProductRecord(ValueError):
+    """A record on the product topic that cannot be used (goes to the DLQ)."""
+
+
+@dataclass
+class ProductState:
+    product_id: str
+    recent_ids: deque[str]
+    outbox: deque[tuple[str, dict[str, Any]]]  # (cause event id, flag payload)
+    anomaly: ProductAnomalyState = field(default_factory=ProductAnomalyState)
+    flags: FlagLedger = field(default_factory=FlagLedger)
+    reviews: int = 0
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": PRODUCT_STATE_VERSION,
+                "p": self.product_id,
+                "ids": list(self.recent_ids),
+                "ob": [list(e) for e in self.outbox],
+                "a": self.anomaly.to_dict(),
+                "fl": self.flags.to_dict(),
+                "n": self.reviews,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ProductApplied:
+    state: ProductState
+    emits: list[Emit]
+    duplicate: bool
+    suppressed: int = 0
+
+
+def _review(record: dict[str, Any]) -> ProductReview:
+    try:
+        embedding = None
+        if record.get("embedding_f16"):
+            raw = base64.b64decode(record["embedding_f16"], validate=True)
+            embedding = np.frombuffer(raw, dtype="<f2").astype(np.float32)
+        text = "\n".join(p for p in (record.get("title"), record.get("text")) if p)
+        return ProductReview(
+            event_id=str(record["event_id"]),
+            member_id=str(record["member_id"]),
+            product_id=str(record["product_id"]),
+            t=datetime.fromisoformat(record["occurred_at"]).timestamp(),
+            rating=int(record["rating"]),
+            text_chars=len(text),
+            embedding=embedding,
+        )
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise BadProductRecord(f"bad review record: {type(exc).__name__}: {exc}") from exc
+
+
+class ProductProcessor:
+    """Product record → new product state and flags, under the configured detectors."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        anomaly = settings.anomaly
+        self.anomaly = anomaly
+        self.detectors = ProductDetectors(anomaly) if anomaly.enabled else None
+        self.versions = {
+            "review_duplicate": detector_version("review_duplicate", anomaly.review_duplicate),
+            "review_bombing": detector_version("review_bombing", anomaly.review_bombing),
+        }
+
+    def new_state(self, product_id: str) -> ProductState:
+        return ProductState(
+            product_id=product_id,
+            recent_ids=deque(maxlen=self.settings.dedupe_ids_per_member),
+            outbox=deque(maxlen=self.settings.outbox_per_member),
+            flags=FlagLedger(self.anomaly.flags_kept, self.anomaly.rejected_kept),
+        )
+
+    def load(self, raw: bytes | None) -> ProductState | None:
+        if raw is None:
+            return None
+        d = orjson.loads(raw)
+        if d.get("v") != PRODUCT_STATE_VERSION:
+            raise ValueError(f"product state version {d.get('v')} is not {PRODUCT_STATE_VERSION}")
+        return ProductState(
+            product_id=d["p"],
+            recent_ids=deque(d["ids"], maxlen=self.settings.dedupe_ids_per_member),
+            outbox=deque((tuple(e) for e in d["ob"]), maxlen=self.settings.outbox_per_member),
+            anomaly=ProductAnomalyState.from_dict(d["a"]),
+            flags=FlagLedger.from_dict(
+                d["fl"], self.anomaly.flags_kept, self.anomaly.rejected_kept
+            ),
+            reviews=d["n"],
+        )
+
+    @staticmethod
+    def decode(raw: bytes | None) -> dict[str, Any]:
+        if raw is None:
+            raise BadProductRecord("empty record (null value)")
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadProductRecord(f"invalid JSON: {exc}") from exc
+        if not isinstance(record, dict) or record.get("type") not in ("review", "feedback"):
+            raise BadProductRecord("expected an object with type review or feedback")
+        for name in ("event_id", "product_id"):
+            if not isinstance(record.get(name), str):
+                raise BadProductRecord(f"{name} missing or not a string")
+        return record
+
+    def apply(self, state: ProductState | None, record: dict[str, Any]) -> ProductApplied:
+        """Apply one review or feedback record; a record seen before re-emits its flags."""
+        product_id = record["product_id"]
+        if state is None:
+            state = self.new_state(product_id)
+        event_id = record["event_id"]
+        if event_id in state.recent_ids:
+            replay = [
+                Emit(ANOMALIES, product_id, payload)
+                for cause, payload in state.outbox
+                if cause == event_id and not state.flags.is_rejected(payload["flag_id"])
+            ]
+            return ProductApplied(state, replay, duplicate=True)
+        if record["type"] == "feedback":
+            state.recent_ids.append(event_id)
+            if record.get("subject") == "anomaly_flag":
+                if record.get("verdict") == "false_positive":
+                    state.flags.reject(str(record.get("ref_id")))
+                elif record.get("verdict") == "confirmed":
+                    state.flags.confirm(str(record.get("ref_id")))
+            return ProductApplied(state, [], duplicate=False)
+        review = _review(record)
+        state.recent_ids.append(event_id)
+        state.reviews += 1
+        if self.detectors is None:
+            return ProductApplied(state, [], duplicate=False)
+        emits, suppressed = [], 0
+        for candidate in self.detectors.on_review(state.anomaly, review):
+            emit = self._raise(state, candidate, event_id)
+            if emit is None:
+                suppressed += 1
+            else:
+                emits.append(emit)
+        return ProductApplied(state, emits, duplicate=False, suppressed=suppressed)
+
+    def _raise(self, state: ProductState, candidate: Candidate, cause: str) -> Emit | None:
+        fid = flag_id(candidate.kind, "product", state.product_id, candidate.window_start)
+        if state.flags.suppressed(fid, candidate.evidence):
+            return None
+        state.flags.record(fid, candidate.evidence)
+        payload = flag_payload(
+            fid, candidate, self.versions[candidate.kind], cause, product_id=state.product_id
+        )
+        state.outbox.append((cause, payload))
+        return Emit(ANOMALIES, state.product_id, payload)

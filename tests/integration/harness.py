@@ -16,13 +16,8 @@ from memberstream.schemas.codec import encode
 from memberstream.schemas.events import Envelope
 from memberstream.streams.inference import InferenceStage, stage_from_settings
 from memberstream.streams.kafka_io import read_json, topic_for, wait_caught_up
-from memberstream.streams.member_processor import (
-    INTEREST_TIERS,
-    PROFILES,
-    TIERS,
-    MemberProcessor,
-)
-from memberstream.streams.member_state import MemberState
+from memberstream.streams.member_processor import INTEREST_TIERS, TIERS
+from memberstream.streams.offline import OfflineRun
 from memberstream.streams.worker_process import WorkerProcess
 
 Raw = tuple[str, bytes | None, bytes | None]  # topic, key, value
@@ -112,27 +107,11 @@ def reference_stage(settings: Settings) -> InferenceStage | None:
 def expected(settings: Settings, events: Iterable[Envelope]) -> Outputs:
     """What a worker must produce for ``events`` (valid ones), computed without Kafka,
     applying each member's events in the order given."""
-    stage = reference_stage(settings)
-    processor = MemberProcessor(settings, None, None if stage is None else stage.model_version)
-    states: dict[str, MemberState] = {}
-    updates: dict[str, dict] = {}
-    interest: dict[str, dict] = {}
-    for event in events:
-        scores = None
-        if stage is not None:
-            scores = stage.score_now(processor.texts(event))
-        applied = processor.apply(states.get(event.member_id), event, scores)
-        states[event.member_id] = applied.state
-        for emit in applied.emits:
-            assert emit.role in (TIERS, INTEREST_TIERS)
-            target = updates if emit.role == TIERS else interest
-            target[emit.payload["output_id"]] = orjson.loads(orjson.dumps(emit.payload))
-    profiles = {}
-    for mid, state in states.items():
-        emit = processor.profile(state)
-        assert emit.role == PROFILES
-        profiles[mid] = orjson.loads(orjson.dumps(emit.payload))
-    return Outputs(updates, len(updates), profiles, [], interest)
+    run = OfflineRun(settings, reference_stage(settings))
+    run.feed(events)
+    updates = {u["output_id"]: u for u in run.outputs[TIERS]}
+    interest = {u["output_id"]: u for u in run.outputs[INTEREST_TIERS]}
+    return Outputs(updates, len(updates), run.profiles(), [], interest)
 
 
 def in_hysteresis_zone(settings: Settings, share: float) -> bool:

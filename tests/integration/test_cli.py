@@ -215,19 +215,19 @@ def test_consume_empty_topic_prints_nothing(namespace: Settings) -> None:
 # --- topics create ----------------------------------------------------------------------
 
 
-async def _describe(bootstrap: str, names: list[str]) -> tuple[dict[str, str], dict[str, int]]:
+async def _describe(
+    bootstrap: str, names: list[str], config: str = "cleanup.policy"
+) -> tuple[dict[str, str], dict[str, int]]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        resources = [
-            ConfigResource(ConfigResourceType.TOPIC, n, {"cleanup.policy": None}) for n in names
-        ]
+        resources = [ConfigResource(ConfigResourceType.TOPIC, n, {config: None}) for n in names]
         policies: dict[str, str] = {}
         for response in await admin.describe_configs(resources):
             for resource in response.to_object()["resources"]:
                 assert resource["error_code"] == 0, resource
                 (entry,) = resource["config_entries"]
-                assert entry["config_names"] == "cleanup.policy"
+                assert entry["config_names"] == config
                 policies[resource["resource_name"]] = entry["config_value"]
         partitions = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(names)}
     finally:
@@ -241,7 +241,7 @@ def test_topics_create_is_idempotent_and_compacts_profiles(namespace: Settings) 
     names = {k: f"{prefix}fresh.{v}" for k, v in TopicNames().model_dump().items()}
     settings = namespace.model_copy(update={"topics": TopicNames(**names)})
     everything = set(settings.topics.all())
-    assert len(everything) == 8
+    assert len(everything) == 10
 
     def run() -> dict[str, str]:
         result = invoke(settings, ["topics", "create"])
@@ -264,13 +264,17 @@ def test_topics_create_is_idempotent_and_compacts_profiles(namespace: Settings) 
         assert policies[name] == "delete"
     assert {n for n, p in policies.items() if "compact" in p} == {settings.topics.member_profiles}
     assert partitions == dict.fromkeys(everything, 3)
+    retention, _ = asyncio.run(
+        _describe(settings.kafka_bootstrap_servers, [settings.topics.feedback], "retention.ms")
+    )
+    assert retention == {settings.topics.feedback: "-1"}  # labels are kept for the learning loop
 
 
 def test_topics_create_on_existing_namespace_says_exists(namespace: Settings) -> None:
     result = invoke(namespace, ["topics", "create"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert len(lines) == 8
+    assert len(lines) == 10
     assert all(line.startswith("exists ") for line in lines), lines
 
 

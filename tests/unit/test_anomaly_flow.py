@@ -237,18 +237,14 @@ def toy_scorer() -> LearnedScorer:
 def test_fit_logistic_separates_and_scores_are_batch_independent() -> None:
     scorer = toy_scorer()
     rng = np.random.default_rng(5)
-    vectors = [
-        OrderVector(rng.normal(0, 1, len(BEHAVIOUR_FEATURES)), None) for _ in range(20)
-    ]
+    vectors = [OrderVector(rng.normal(0, 1, len(BEHAVIOUR_FEATURES)), None) for _ in range(20)]
     together = [s.probability for s in scorer.score(vectors)]
     alone = [scorer.score([v])[0].probability for v in vectors]
     assert together == alone
     high = np.zeros(len(BEHAVIOUR_FEATURES))
     high[0], high[1] = 5.0, 7.0
     assert scorer.score([OrderVector(high, None)])[0].probability > 0.9
-    assert scorer.score([OrderVector(np.zeros(len(BEHAVIOUR_FEATURES)), None)])[
-        0
-    ].probability < 0.5
+    assert scorer.score([OrderVector(np.zeros(len(BEHAVIOUR_FEATURES)), None)])[0].probability < 0.5
 
 
 def test_scorer_file_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -301,3 +297,16 @@ def test_feedback_on_a_product_flag_may_be_keyed_by_product(key: str) -> None:
     k = b"analyst-1" if key == "member" else b"p1"
     assert batcher._decode("labels.feedback", k, raw) == fb
     assert batcher._decode("labels.feedback", b"other", raw).error_type == "validation"  # type: ignore[union-attr]
+
+
+def test_member_flags_do_not_depend_on_how_clicks_and_orders_interleave() -> None:
+    """Kafka orders a member's clicks and a member's orders, not one against the other."""
+    clicks = bot_clicks(n=40)
+    orders = [order(i, "m1", day=i * 0.0005, price=3.0) for i in range(8)]  # card testing
+    runs = []
+    for events in ([*clicks, *orders], [*orders, *clicks]):
+        run = OfflineRun(Settings())
+        run.feed(events)
+        runs.append({f["flag_id"]: f for f in flags(run)})
+    assert runs[0] == runs[1]
+    assert {f["kind"] for f in runs[0].values()} >= {"click_burst", "order_velocity"}

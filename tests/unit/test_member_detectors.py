@@ -268,7 +268,10 @@ def test_order_value_outlier_against_member_history(det: MemberDetectors) -> Non
     assert flag.window_start == flag.window_end == ts(spike)
     assert flag.evidence == (spike.event_id,)
     assert flag.details["reason"] == "member_baseline"
-    assert flag.score == flag.details["z"] and flag.score >= flag.threshold == det.settings.order_value.z_threshold
+    assert (
+        flag.score == flag.details["z"]
+        and flag.score >= flag.threshold == det.settings.order_value.z_threshold
+    )
     assert flag.details["median_total"] == pytest.approx(55.0)  # 40 45 50 55 60 300 900
     assert flag.details["history"] == 7
     assert list(state.totals) == before  # the outlier does not shift the baseline

@@ -132,7 +132,11 @@ class MemberAnomalyState:
     """What the member detectors remember; see :meth:`to_dict` for the stored form."""
 
     clock: float | None = None
-    """Latest event time seen (epoch seconds)."""
+    """Latest click event time seen (epoch seconds)."""
+    order_clock: float | None = None
+    """Latest order or refund event time seen. Clicks and orders keep separate clocks:
+    Kafka orders a member's clicks, and a member's purchases, but not one against the
+    other, so neither kind of detector may depend on the other topic's progress."""
     clicks: deque[tuple[float, str, str]] = field(default_factory=_clicks_deque)
     """(t, event id, product id or "") of the clicks in the window, sorted by t."""
     run: deque[tuple[float, str]] = field(default_factory=_run_deque)
@@ -151,6 +155,8 @@ class MemberAnomalyState:
         d: dict[str, Any] = {"v": STATE_VERSION}
         if self.clock is not None:
             d["c"] = self.clock
+        if self.order_clock is not None:
+            d["oc"] = self.order_clock
         if self.clicks:
             d["w"] = [list(c) for c in self.clicks]
         if self.run:
@@ -171,7 +177,11 @@ class MemberAnomalyState:
             raise ValueError(f"unsupported member anomaly state version {data.get('v')!r}")
         try:
             clock = data.get("c")
-            state = cls(clock=None if clock is None else float(clock))
+            order_clock = data.get("oc")
+            state = cls(
+                clock=None if clock is None else float(clock),
+                order_clock=None if order_clock is None else float(order_clock),
+            )
             state.clicks.extend((float(t), str(e), str(p)) for t, e, p in data.get("w", ()))
             state.run.extend((float(t), str(e)) for t, e in data.get("r", ()))
             state.baseline = float(data.get("b", 1.0))
@@ -262,12 +272,20 @@ class MemberDetectors:
         return False
 
     def _advance(self, state: MemberAnomalyState, t: float) -> float:
+        """Move the click clock to ``t`` (never back)."""
         prev = state.clock
         now = t if prev is None or t > prev else prev
         state.clock = now
         run = state.run
         if run and now - run[-1][0] > self.run_gap:
             run.clear()  # the next interval would break the run anyway
+        return now
+
+    def _advance_orders(self, state: MemberAnomalyState, t: float) -> float:
+        """Move the order clock to ``t`` (never back) and prune the velocity window."""
+        prev = state.order_clock
+        now = t if prev is None or t > prev else prev
+        state.order_clock = now
         orders = state.orders
         lo = now - self.vel.window_s
         while orders and orders[0][0] <= lo:
@@ -421,8 +439,7 @@ class MemberDetectors:
         for o in state.orders:
             if o[1] == eid:
                 return []
-        now = self._advance(state, t)
-        self._prune_clicks(state, now)  # keeps the stored state small
+        now = self._advance_orders(state, t)
         out: list[Candidate] = []
         if event.status == "paid" and self.ov.enabled:
             flag = self._order_value(state, event, now)

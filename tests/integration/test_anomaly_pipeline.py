@@ -1,0 +1,179 @@
+"""Anomaly flags through the real broker, a real worker process, the real text model and
+the trained scorer: injected incidents in, explainable flags out, with ids that survive a
+SIGKILL, a replay into fresh topics and analyst feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from memberstream.config import Settings
+from memberstream.datasets.anomalies import AnomalyInjector, AnomalyLabel, InjectionConfig
+from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
+from memberstream.models.anomaly.evaluation import evaluate
+from memberstream.schemas.events import Envelope, Feedback
+from memberstream.schemas.outputs import AnomalyFlag
+from memberstream.streams.kafka_io import group_lag, read_json
+from memberstream.streams.member_processor import ANOMALIES
+from memberstream.streams.offline import OfflineRun
+from memberstream.streams.worker_process import WorkerProcess
+
+from .conftest import make_namespace
+from .harness import produce, raw_records, reference_stage, run_to_completion, wait_done
+
+pytestmark = pytest.mark.integration
+
+
+def anomalous_stream(seed: int = 5) -> tuple[list[Envelope], list[AnomalyLabel]]:
+    injector = AnomalyInjector(InjectionConfig(seed=seed, incidents_per_day=0.6, warmup_days=3))
+    workload = SyntheticWorkload(WorkloadConfig(seed=seed, members=150, days=20), [injector])
+    events = list(workload.events())
+    return events, injector.labels
+
+
+def flag_records(settings: Settings) -> list[dict]:
+    return asyncio.run(
+        read_json(settings.kafka_bootstrap_servers, settings.topics.member_anomalies)
+    )
+
+
+def by_id(records: list[dict]) -> dict[str, dict]:
+    """Flags by id; a repeated id must repeat the payload exactly."""
+    out: dict[str, dict] = {}
+    for r in records:
+        assert out.setdefault(r["flag_id"], r) == r, f"two payloads for flag {r['flag_id']}"
+    return out
+
+
+def offline_flags(settings: Settings, events: list[Envelope]) -> dict[str, dict]:
+    run = OfflineRun(settings, reference_stage(settings))
+    run.feed(events)
+    return by_id(run.outputs[ANOMALIES])
+
+
+def member_flags(flags: dict[str, dict]) -> dict[str, dict]:
+    return {k: f for k, f in flags.items() if f["subject"] == "member"}
+
+
+def differences(got: dict[str, dict], want: dict[str, dict]) -> list[tuple]:
+    """(flag id, field, got, want) for every field that differs; ids on one side only."""
+    out: list[tuple] = [(k, "(missing)", None, want[k]["kind"]) for k in set(want) - set(got)]
+    out += [(k, "(extra)", got[k]["kind"], None) for k in set(got) - set(want)]
+    for k in set(got) & set(want):
+        out += [(k, f, got[k][f], want[k][f]) for f in want[k] if got[k].get(f) != want[k][f]]
+    return out
+
+
+def test_injected_anomalies_are_flagged_once_across_a_kill_and_a_replay(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    events, labels = anomalous_stream()
+    settings = make_namespace(kafka_bootstrap, tmp_path / "run0", store="rocksdb://")
+    produce(settings, raw_records(settings, events))
+
+    worker = WorkerProcess(settings, tmp_path / "worker-1.log").start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # SIGKILL well into the stream
+        lag = asyncio.run(
+            group_lag(settings.kafka_bootstrap_servers, settings.app_id, settings.topics.inputs())
+        )
+        if 0 < lag < len(events) * 0.6:
+            worker.kill()
+            break
+        assert worker.running, worker.log_tail()
+        time.sleep(0.2)
+    assert not worker.running, "worker never got into the stream"
+    restarted = WorkerProcess(settings, tmp_path / "worker-2.log").start()
+    try:
+        wait_done(settings, restarted)
+    finally:
+        restarted.stop()
+
+    got = by_id(flag_records(settings))  # repeats after the kill carry the same payload
+    want = offline_flags(settings, events)
+    assert asyncio.run(read_json(settings.kafka_bootstrap_servers, settings.topics.dlq)) == []
+    # member flags come from one topic partition per member: identical to the reference
+    assert differences(member_flags(got), member_flags(want)) == []
+    # product flags: same ids and kinds (evidence may list another subset of the reviews)
+    assert {k: f["kind"] for k, f in got.items()} == {k: f["kind"] for k, f in want.items()}
+    for flag in got.values():
+        assert AnomalyFlag.model_validate(flag).model_dump(mode="json") == flag
+        assert flag["evidence"] and flag["score"] >= flag["threshold"]
+    found = evaluate(got.values(), labels, len(events)).kinds
+    for kind, score in found.items():
+        if score.incidents:
+            assert score.found >= 1, f"no {kind} incident found: {score}"
+    assert {s.kind for s in found.values() if s.incidents} == {
+        "click_burst",
+        "bot_pattern",
+        "order_value_outlier",
+        "order_velocity",
+        "review_duplicate",
+        "review_bombing",
+        "learned_score",
+    }
+
+    # replay into fresh topics and a fresh consumer group: the same flag ids
+    replay = make_namespace(kafka_bootstrap, tmp_path / "run1")
+    produce(replay, raw_records(replay, events))
+    run_to_completion(replay, tmp_path / "worker-3.log")
+    again = by_id(flag_records(replay))
+    assert set(again) == set(got)
+    assert member_flags(again) == member_flags(got)
+
+
+def test_rejected_flags_are_not_raised_again_and_normal_traffic_stays_under_budget(
+    namespace: Settings, tmp_path: Path
+) -> None:
+    events, _ = anomalous_stream(seed=6)
+    produce(namespace, raw_records(namespace, events))
+    run_to_completion(namespace, tmp_path / "worker-1.log")
+    first = by_id(flag_records(namespace))
+    member = next(f for f in first.values() if f["subject"] == "member")
+    product = next(f for f in first.values() if f["subject"] == "product")
+
+    def verdict(flag: dict, i: int) -> Feedback:
+        return Feedback(
+            event_id=f"verdict-{i}",
+            member_id=flag["member_id"] or "analyst-7",
+            occurred_at=flag["as_of"],
+            subject="anomaly_flag",
+            ref_id=flag["flag_id"],
+            verdict="false_positive",
+            product_id=flag["product_id"],
+        )
+
+    fb = [verdict(member, 1), verdict(product, 2)]
+    records = [
+        (
+            namespace.topics.feedback,
+            (f.product_id or f.member_id).encode(),
+            orjson.dumps(f.model_dump(mode="json")),
+        )
+        for f in fb
+    ]
+    produce(namespace, records)
+    run_to_completion(namespace, tmp_path / "worker-2.log")
+    before = Counter(f["flag_id"] for f in flag_records(namespace))
+    # every event again (a redelivery): flags are re-emitted, except the rejected ones
+    produce(namespace, raw_records(namespace, events))
+    run_to_completion(namespace, tmp_path / "worker-3.log")
+    after = Counter(f["flag_id"] for f in flag_records(namespace))
+    re_emitted = {k for k, n in after.items() if n > before[k]}
+    assert re_emitted, "redelivered events re-emit their flags"
+    assert member["flag_id"] not in re_emitted
+    assert product["flag_id"] not in re_emitted
+    assert re_emitted <= set(first)
+
+    # normal traffic alone, through the same worker settings: under the flag budget
+    normal = list(SyntheticWorkload(WorkloadConfig(seed=8, members=300, days=20)).events())
+    quiet = make_namespace(namespace.kafka_bootstrap_servers, tmp_path / "quiet")
+    produce(quiet, raw_records(quiet, normal))
+    run_to_completion(quiet, tmp_path / "worker-4.log")
+    budget = quiet.anomaly.flag_budget_per_10k_events * len(normal) / 10_000
+    assert len(by_id(flag_records(quiet))) < budget

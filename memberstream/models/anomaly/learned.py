@@ -3,9 +3,13 @@
 Rules catch what someone thought of; the learned score weighs many weak
 signals at once. Each paid order gets a vector of behaviour features (its
 value against the member's own history, how new the account and its
-categories are, quantities, prices) plus the mean embedding of its items and
-the cosine between that and the member's purchase taste, i.e. what was bought
-against what the member usually buys. A logistic regression trained on
+categories are, quantities, prices) and the cosine between the mean embedding
+of its items and the member's purchase taste, i.e. what was bought against
+what the member usually buys; a scorer may also weigh the items' mean
+embedding itself (``embedding_dim`` > 0). The default training leaves the raw
+embedding out: on synthetic data it learns the injected products rather than
+the behaviour, and recall on streams it has not seen drops (see
+:mod:`memberstream.models.anomaly.training`). A logistic regression trained on
 labeled orders (``memberstream models train-anomaly``) turns the vector into a
 probability; the worker scores every order of a micro-batch in one call of the
 inference stage and flags those at or above ``anomaly.learned.threshold``.
@@ -191,10 +195,14 @@ class OrderVector:
 
 
 def feature_matrix(vectors: Sequence[OrderVector], embedding_dim: int) -> np.ndarray:
-    """Rows of behaviour features then embedding (zeros for an order without one)."""
+    """Rows of behaviour features then embedding (zeros for an order without one; left out
+    when ``embedding_dim`` is 0)."""
     zero = np.zeros(embedding_dim, dtype=np.float64)
     rows = [
-        np.concatenate([v.behaviour, zero if v.embedding is None else v.embedding]) for v in vectors
+        np.concatenate(
+            [v.behaviour, v.embedding if embedding_dim and v.embedding is not None else zero]
+        )
+        for v in vectors
     ]
     if not rows:
         return np.zeros((0, len(BEHAVIOUR_FEATURES) + embedding_dim))
@@ -241,7 +249,8 @@ class LearnedScorer:
         for row in pushes:
             logit = self.bias + math.fsum(row)
             contributions = {name: float(row[i]) for i, name in enumerate(BEHAVIOUR_FEATURES)}
-            contributions[EMBEDDING_FEATURE] = math.fsum(row[n_behaviour:])
+            if self.embedding_dim:
+                contributions[EMBEDDING_FEATURE] = math.fsum(row[n_behaviour:])
             out.append(LearnedScore(1.0 / (1.0 + math.exp(-logit)), contributions))
         return out
 

@@ -51,8 +51,12 @@ class TrainingConfig:
     days: float = 120.0
     takeovers_per_day: float = 3.0
     train_share: float = 0.7
-    l2: float = 3.0
+    l2: float = 10.0
     threshold: float = 0.9
+    item_embedding: bool = False
+    """Also weigh the items' 384-d mean embedding. Off by default: on four unseen seeded
+    streams it cut recall at 0.9 from 0.95-0.98 to 0.82-0.88 (it learns the injected
+    products); the embedding still enters through the cosine to the member's taste."""
 
 
 @dataclass
@@ -132,7 +136,9 @@ def train(
     y = np.array([1.0 if i in positive_ids else 0.0 for i in ids])
     split = workload_config.start.timestamp() + config.train_share * config.days * 86_400
     train_rows = np.array([t < split for t in times])
-    embedding_dim = next(len(v.embedding) for v in vectors if v.embedding is not None)
+    embedding_dim = 0
+    if config.item_embedding:
+        embedding_dim = next(len(v.embedding) for v in vectors if v.embedding is not None)
     x = feature_matrix(vectors, embedding_dim)
     progress(f"fitting on {int(train_rows.sum())} orders ({int(y[train_rows].sum())} takeovers)")
     mean, scale, weights, bias = fit_logistic(x[train_rows], y[train_rows], l2=config.l2)

@@ -147,7 +147,10 @@ class AnomalyFlag(Output):
     score: float = Field(description="what the detector measured; flagged because >= threshold")
     threshold: float
     window_start: datetime = Field(description="event time where the anomaly's window begins")
-    window_end: datetime = Field(description="event time of the event that raised the flag")
+    window_end: datetime = Field(
+        description="event time where the window ends: the raising event, or the end of a "
+        "fixed window (review bombing, review duplicates)"
+    )
     evidence: list[str] = Field(description="ids of the events behind the flag, oldest first")
     details: dict[str, float | int | str] = Field(
         default_factory=dict, description="the measured quantities next to their limits"
@@ -156,7 +159,7 @@ class AnomalyFlag(Output):
         description="detector and a hash of its settings (or the learned model's version)"
     )
     cause_event_id: str = Field(description="the event whose arrival raised the flag")
-    as_of: datetime
+    as_of: datetime = Field(description="event time of the cause event")
 
 
 class DeadLetter(Output):

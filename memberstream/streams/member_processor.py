@@ -110,6 +110,7 @@ def flag_payload(
     candidate: Candidate,
     version: str,
     cause_event_id: str,
+    as_of: float,
     *,
     member_id: str | None = None,
     product_id: str | None = None,
@@ -134,7 +135,7 @@ def flag_payload(
         "details": dict(candidate.details),
         "detector_version": version,
         "cause_event_id": cause_event_id,
-        "as_of": iso(candidate.window_end),
+        "as_of": iso(as_of),
     }
 
 
@@ -311,7 +312,14 @@ class MemberProcessor:
         if state.flags.suppressed(fid, candidate.evidence):
             return None
         state.flags.record(fid, candidate.evidence)
-        payload = flag_payload(fid, candidate, version, event.event_id, member_id=state.member_id)
+        payload = flag_payload(
+            fid,
+            candidate,
+            version,
+            event.event_id,
+            event.occurred_at.timestamp(),
+            member_id=state.member_id,
+        )
         state.outbox.append((event.event_id, ANOMALIES, payload))
         return Emit(ANOMALIES, state.member_id, payload)
 

@@ -174,20 +174,27 @@ class ProductProcessor:
             return ProductApplied(state, [], duplicate=False)
         emits, suppressed = [], 0
         for candidate in self.detectors.on_review(state.anomaly, review):
-            emit = self._raise(state, candidate, event_id)
+            emit = self._raise(state, candidate, review)
             if emit is None:
                 suppressed += 1
             else:
                 emits.append(emit)
         return ProductApplied(state, emits, duplicate=False, suppressed=suppressed)
 
-    def _raise(self, state: ProductState, candidate: Candidate, cause: str) -> Emit | None:
+    def _raise(
+        self, state: ProductState, candidate: Candidate, cause: ProductReview
+    ) -> Emit | None:
         fid = flag_id(candidate.kind, "product", state.product_id, candidate.window_start)
         if state.flags.suppressed(fid, candidate.evidence):
             return None
         state.flags.record(fid, candidate.evidence)
         payload = flag_payload(
-            fid, candidate, self.versions[candidate.kind], cause, product_id=state.product_id
+            fid,
+            candidate,
+            self.versions[candidate.kind],
+            cause.event_id,
+            cause.t,
+            product_id=state.product_id,
         )
-        state.outbox.append((cause, payload))
+        state.outbox.append((cause.event_id, payload))
         return Emit(ANOMALIES, state.product_id, payload)

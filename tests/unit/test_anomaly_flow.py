@@ -166,6 +166,9 @@ def test_copy_paste_reviews_flag_the_product_once() -> None:
     assert flag["subject"] == "product" and flag["product_id"] == "p1"
     assert flag["member_id"] is None
     assert set(flag["evidence"]) <= {"r0", "r1", "r2", "r3"} and len(flag["evidence"]) >= 3
+    cause = next(e for e in copy_paste() if e.event_id == flag["cause_event_id"])
+    assert flag["as_of"] == cause.occurred_at.isoformat().replace("+00:00", "Z")
+    assert flag["window_start"] <= flag["as_of"] <= flag["window_end"]  # a fixed window
     assert AnomalyFlag.model_validate(flag).model_dump(mode="json") == flag
 
 

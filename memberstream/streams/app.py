@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
-from faust.types import StreamT, TopicT
+from faust.types import StreamT, TableT, TopicT
 
 from memberstream.config import Settings, TopicNames
 from memberstream.schemas.events import (
@@ -122,6 +123,27 @@ def _raw_topic(app: faust.App, settings: Settings, *names: str) -> TopicT:
     )
 
 
+def _bytes_table(app: faust.App, settings: Settings, name: str, help_text: str) -> TableT:
+    """A table of raw bytes both ways, keyed like the topic that feeds it.
+
+    Faust derives a table's serializers from its types and falls back to "json"
+    for bytes, which would hand back dicts from RocksDB and from changelog
+    recovery. Set before the store and the changelog topic are created (both
+    lazily, on first use).
+    """
+    table = app.Table(
+        name,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        help=help_text,
+    )
+    table.key_serializer = "raw"
+    table.value_serializer = "raw"
+    return table
+
+
 class _FromSettings:
     """Marker: build the inference stage from the settings."""
 
@@ -158,34 +180,32 @@ def build_app(
         topics.feedback: Feedback,
     }
     inputs = raw_inputs(app, settings)
-    members = app.Table(
-        "members",
-        default=None,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        help="per-member state: RFM window, tier, recent event ids, outbox",
+    members = _bytes_table(
+        app, settings, "members", "per-member state: RFM window, tier, recent event ids, outbox"
     )
-    # Raw bytes both ways: keys are the member_id bytes the inputs are keyed by,
-    # values are MemberState.to_bytes(). Faust derives a table's serializers from
-    # its types and falls back to "json" for bytes, which would hand back dicts
-    # from RocksDB and from changelog recovery. Set before the store and the
-    # changelog topic are created (both lazily, on first use).
-    members.key_serializer = "raw"
-    members.value_serializer = "raw"
-    products = app.Table(
-        "products",
-        default=None,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        help="per-product state: review windows for the spam detectors, recent flags",
+    products = _bytes_table(
+        app, settings, "products", "per-product state: review windows, recent flags, outbox"
     )
-    products.key_serializer = "raw"
-    products.value_serializer = "raw"
     progress = Progress()
     app.memberstream_progress = progress  # type: ignore[attr-defined]
     batch = settings.batch
+
+    async def run_batches(
+        stream: StreamT, process: Callable[[Any], Awaitable[Any]], done: Callable[[Any], None]
+    ) -> None:
+        async for events in stream.take_events(batch.max_batch, within=batch.max_wait_s):
+            try:
+                progress.busy += 1
+                with held_acks(events):
+                    done(await process(events))
+                progress.busy -= 1
+            except Exception:
+                # Bad records never get here (they go to the DLQ); this is the broker or
+                # the process failing. Exit at once: nothing of this batch is committed,
+                # and a restarted worker processes it again (at-least-once).
+                log.critical("batch failed; exiting without committing it", exc_info=True)
+                logging.shutdown()
+                os._exit(70)
 
     @app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: StreamT) -> None:
@@ -196,33 +216,12 @@ def build_app(
             event_types,
             stage,
         )
-        async for events in stream.take_events(batch.max_batch, within=batch.max_wait_s):
-            try:
-                progress.busy += 1
-                with held_acks(events):
-                    progress.add(await batcher.process(events))
-                progress.busy -= 1
-            except Exception:
-                # Bad records never get here (they go to the DLQ); this is the broker or
-                # the process failing. Exit at once: nothing of this batch is committed,
-                # and a restarted worker processes it again (at-least-once).
-                log.critical("batch failed; exiting without committing it", exc_info=True)
-                logging.shutdown()
-                os._exit(70)
+        await run_batches(stream, batcher.process, progress.add)
 
     @app.agent(_raw_topic(app, settings, topics.product_reviews), name="products", concurrency=1)
     async def product_agent(stream: StreamT) -> None:
         batcher = ProductBatcher(products, ProductProcessor(settings), sink_factory(app, topics))
-        async for events in stream.take_events(batch.max_batch, within=batch.max_wait_s):
-            try:
-                progress.busy += 1
-                with held_acks(events):
-                    progress.add_products(await batcher.process(events))
-                progress.busy -= 1
-            except Exception:
-                log.critical("product batch failed; exiting without committing it", exc_info=True)
-                logging.shutdown()
-                os._exit(70)
+        await run_batches(stream, batcher.process, progress.add_products)
 
     @app.timer(interval=10.0)
     async def report_progress() -> None:

@@ -9,27 +9,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import orjson
 from pydantic import BaseModel
 
-from memberstream.schemas.outputs import deterministic_id
+from memberstream.schemas.outputs import AnomalyKind, deterministic_id
 
 DETECTOR_GENERATION = "v1"
 """Bumped when a detector's logic changes in a way its settings hash cannot show."""
 
 Subject = Literal["member", "product"]
 
-KINDS = (
-    "click_burst",
-    "bot_pattern",
-    "order_value_outlier",
-    "order_velocity",
-    "review_duplicate",
-    "review_bombing",
-    "learned_score",
-)
+KINDS: tuple[str, ...] = get_args(AnomalyKind)
 MEMBER_KINDS = frozenset(
     {"click_burst", "bot_pattern", "order_value_outlier", "order_velocity", "learned_score"}
 )

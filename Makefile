@@ -30,7 +30,11 @@ $(MODEL)/encoder.json: | $(STAMP)
 $(MODEL)/anomaly_scorer.npz: $(MODEL)/encoder.json
 	$(BIN)/memberstream models train-anomaly --model-dir $(MODEL)
 
-models: $(MODEL)/encoder.json $(MODEL)/anomaly_scorer.npz
+# The review-sentiment head, bootstrapped from the star ratings of seeded synthetic reviews.
+$(MODEL)/sentiment_head.onnx: $(MODEL)/encoder.json
+	$(BIN)/memberstream models train-sentiment --model-dir $(MODEL)
+
+models: $(MODEL)/encoder.json $(MODEL)/anomaly_scorer.npz $(MODEL)/sentiment_head.onnx
 
 broker: setup
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then echo "Kafka: $$KAFKA_BOOTSTRAP_SERVERS"; \

@@ -174,7 +174,8 @@ def markdown(info: dict[str, Any], result: dict[str, Any]) -> str:
     for k in ev["kinds"]:
         p = "-" if k["precision"] is None else f"{k['precision']:.3f}"
         r = "-" if k["recall"] is None else f"{k['recall']:.3f}"
-        ok = "met" if ev["goals"][k["kind"]] else "NOT met"
+        goal = ev["goals"].get(k["kind"])
+        ok = "no incidents" if goal is None else "met" if goal else "NOT met"
         lines.append(
             f"| {k['kind']} | {k['incidents']} | {k['found']} | {k['flags']} | "
             f"{k['false_positives']} | {p} | {r} | {ok} |"

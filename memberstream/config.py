@@ -32,6 +32,7 @@ from pydantic_settings import (
 from memberstream.models.anomaly.settings import AnomalySettings
 from memberstream.models.encoder import EncoderSettings
 from memberstream.models.interest import InterestSettings
+from memberstream.models.review_buffer import SummarySettings
 
 CONFIG_ENV = "MEMBERSTREAM_CONFIG"
 
@@ -48,6 +49,7 @@ class TopicNames(BaseModel):
     member_interest_tiers: str = "member.interest-tiers"
     member_profiles: str = "member.profiles"
     member_anomalies: str = "member.anomalies"
+    product_review_summaries: str = "product.review-summaries"
     product_reviews: str = Field(
         "memberstream.product-reviews",
         description="internal: reviews (with their embeddings) and product feedback, "
@@ -67,7 +69,7 @@ class TopicNames(BaseModel):
         return [*self.ingest(), self.product_reviews]
 
     def compacted(self) -> set[str]:
-        return {self.member_profiles}
+        return {self.member_profiles, self.product_review_summaries}
 
     def all(self) -> list[str]:
         return list(self.model_dump().values())
@@ -204,6 +206,7 @@ class Settings(BaseSettings):
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     interest: InterestSettings = Field(default_factory=InterestSettings)
     anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
+    summary: SummarySettings = Field(default_factory=SummarySettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ from memberstream.schemas.outputs import (
     InterestTierUpdate,
     MemberProfile,
     MemberTierUpdate,
+    ReviewSummary,
 )
 
 EXPORTED: tuple[type[BaseModel], ...] = (
@@ -25,6 +26,7 @@ EXPORTED: tuple[type[BaseModel], ...] = (
     InterestTierUpdate,
     MemberProfile,
     AnomalyFlag,
+    ReviewSummary,
     DeadLetter,
 )
 

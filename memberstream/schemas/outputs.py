@@ -113,6 +113,11 @@ class MemberProfile(Output):
         description="unit-length decayed mean of the embeddings of items the member touched, "
         "rounded to 4 decimals; None before any item text",
     )
+    review_sentiment: float | None = Field(
+        None,
+        description="mean text sentiment of the member's reviews, p(positive) - p(negative), "
+        "in [-1, 1]; None before a review scored by the sentiment head",
+    )
     model_version: str | None = Field(
         None, description="text model behind interests and taste; None without one"
     )
@@ -127,6 +132,7 @@ AnomalyKind = Literal[
     "review_duplicate",
     "review_bombing",
     "learned_score",
+    "rating_text_mismatch",
 ]
 
 
@@ -160,6 +166,44 @@ class AnomalyFlag(Output):
     )
     cause_event_id: str = Field(description="the event whose arrival raised the flag")
     as_of: datetime = Field(description="event time of the cause event")
+
+
+class SummaryPoint(BaseModel):
+    """A pro or a con: a sentence taken verbatim from a review, and the reviews behind it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    aspect: str = Field(description="what it is about, e.g. quality, delivery, value")
+    review_ids: list[str] = Field(description="reviews that say it (verbatim or near-identical)")
+
+
+class SentimentSplit(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    negative: int
+    neutral: int
+    positive: int
+
+
+class ReviewSummary(Output):
+    """A product's review summary (product.review-summaries, compacted, keyed by product_id).
+
+    Every pro and con cites the reviews that support it; ``review_ids`` lists every
+    review the summary was made from (the product's most recent ones).
+    """
+
+    product_id: str
+    summary: str
+    pros: list[SummaryPoint]
+    cons: list[SummaryPoint]
+    language: str = Field(description="the summary's language: the reviews' main language")
+    rating_count: int = Field(description="reviews of the product seen so far")
+    rating_mean: float = Field(description="mean star rating over those reviews")
+    review_ids: list[str] = Field(description="the reviews this summary was made from")
+    sentiment: SentimentSplit = Field(description="the text model's sentiment over those reviews")
+    model_version: str = Field(description="summarizer, encoder and sentiment head")
+    as_of: datetime = Field(description="event time of the newest review used")
 
 
 class DeadLetter(Output):

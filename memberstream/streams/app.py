@@ -31,6 +31,7 @@ from memberstream.streams.member_processor import MemberProcessor
 from memberstream.streams.outputs import OutputSink
 from memberstream.streams.product_ingest import ProductBatcher, ProductBatchStats
 from memberstream.streams.product_processor import ProductProcessor
+from memberstream.streams.summaries import build_summarizer
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Progress:
     flags: int = 0
     flags_suppressed: int = 0
     product_records: int = 0
+    summaries: int = 0
     texts: int = 0
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -73,6 +75,7 @@ class Progress:
         self.dead_letters += stats.dead_letters
         self.flags += stats.flags
         self.flags_suppressed += stats.flags_suppressed
+        self.summaries += stats.summaries
         self.last_batch_at = time.monotonic()
 
 
@@ -220,7 +223,13 @@ def build_app(
 
     @app.agent(_raw_topic(app, settings, topics.product_reviews), name="products", concurrency=1)
     async def product_agent(stream: StreamT) -> None:
-        batcher = ProductBatcher(products, ProductProcessor(settings), sink_factory(app, topics))
+        batcher = ProductBatcher(
+            products,
+            ProductProcessor(settings),
+            sink_factory(app, topics),
+            stage,
+            build_summarizer(settings, stage),
+        )
         await run_batches(stream, batcher.process, progress.add_products)
 
     @app.timer(interval=10.0)
@@ -229,7 +238,8 @@ def build_app(
             elapsed = time.monotonic() - progress.started
             log.info(
                 "progress: records=%d accepted=%d duplicates=%d dlq=%d tier_changes=%d "
-                "interest_changes=%d flags=%d (suppressed %d) product_records=%d rate=%.0f/s%s",
+                "interest_changes=%d flags=%d (suppressed %d) product_records=%d summaries=%d "
+                "rate=%.0f/s%s",
                 progress.records,
                 progress.accepted,
                 progress.duplicates,
@@ -239,6 +249,7 @@ def build_app(
                 progress.flags,
                 progress.flags_suppressed,
                 progress.product_records,
+                progress.summaries,
                 progress.records / max(elapsed, 1e-9),
                 "" if stage is None else _stage_line(stage, elapsed),
             )

@@ -27,11 +27,11 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -44,9 +44,11 @@ from memberstream.models.anomaly.learned import (
 )
 from memberstream.models.category_heads import HEAD_FILE, CategoryHead, ZeroShotHead, load_head
 from memberstream.models.encoder import TextEncoder
+from memberstream.models.sentiment import SentimentHead, load_sentiment_head
 from memberstream.models.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Encoder(Protocol):
@@ -72,6 +74,8 @@ class Scored:
     """float32 (dim,), unit length."""
     probs: np.ndarray
     """float64 (categories,), taxonomy order, sums to 1."""
+    sentiment: np.ndarray | None = None
+    """float64 (3,): negative, neutral, positive; None without a sentiment head."""
 
 
 class ProductCache:
@@ -136,8 +140,11 @@ class InferenceStage:
         temperature: float = 0.05,
         cache_size: int = 50_000,
         scorer: LearnedScorer | None = None,
+        sentiment: SentimentHead | None = None,
     ) -> None:
         self.encoder = encoder
+        self.sentiment = sentiment
+        """The review-sentiment head, when the model directory has one."""
         self.scorer = scorer
         """The learned anomaly scorer, when one is trained and switched on."""
         self.taxonomy = taxonomy
@@ -166,6 +173,7 @@ class InferenceStage:
         zero-shot; and the learned anomaly scorer when ``model_dir`` holds one."""
         head = load_head(model_dir, taxonomy) if model_dir is not None else None
         head_file = Path(model_dir) / HEAD_FILE if head is not None and model_dir else None
+        sentiment = None if model_dir is None else load_sentiment_head(Path(model_dir))
         scorer = None
         scorer_file = None if model_dir is None else Path(model_dir) / SCORER_FILE
         if learned_score and scorer_file is not None and scorer_file.is_file():
@@ -178,14 +186,17 @@ class InferenceStage:
             temperature=temperature,
             cache_size=cache_size,
             scorer=scorer,
+            sentiment=sentiment,
         )
         log.info(
-            "inference: model_version=%s, categories=%d (%s), product cache=%d, anomaly scorer=%s",
+            "inference: model_version=%s, categories=%d (%s), product cache=%d, "
+            "anomaly scorer=%s, sentiment=%s",
             stage.model_version,
             len(taxonomy),
             "fine-tuned head" if head is not None else "zero-shot",
             cache_size,
             "off" if scorer is None else scorer.version,
+            "off" if sentiment is None else sentiment.version,
         )
         if scorer is None and learned_score:
             log.warning(
@@ -218,9 +229,13 @@ class InferenceStage:
         start = time.perf_counter()
         emb = np.asarray(self.encoder.encode(texts), dtype=np.float32)
         probs = np.asarray(self.head.predict_proba(emb), dtype=np.float64)
+        sentiment = None if self.sentiment is None else self.sentiment.predict_proba(emb)
         self.stats.model_seconds += time.perf_counter() - start
         self.stats.texts_encoded += len(texts)
-        return {t: Scored(emb[i], probs[i]) for i, t in enumerate(texts)}
+        return {
+            t: Scored(emb[i], probs[i], None if sentiment is None else sentiment[i])
+            for i, t in enumerate(texts)
+        }
 
     def _fill(
         self, items: Sequence[TextItem], out: list[Scored | None], computed: dict[str, Scored]
@@ -248,6 +263,12 @@ class InferenceStage:
             loop = asyncio.get_running_loop()
             computed = await loop.run_in_executor(self._executor, self._compute, texts)
         return self._fill(items, out, computed)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run other model work (e.g. summarizing a product's reviews) on the stage's
+        thread: one model call at a time, the event loop stays free."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
 
     async def score_orders(self, vectors: Sequence[OrderVector]) -> list[LearnedScore]:
         """The learned anomaly scores of a batch's orders, in one call on the stage's thread."""

@@ -102,6 +102,7 @@ _SECTIONS = {
     "order_velocity": "order_velocity",
     "review_duplicate": "review_duplicate",
     "review_bombing": "review_bombing",
+    "rating_text_mismatch": "rating_text_mismatch",
 }
 
 
@@ -276,12 +277,13 @@ class MemberProcessor:
                 candidates = self.detectors.on_click(state.anomaly, event)
         elif isinstance(event, ReviewEvent):
             state.counts.reviews += 1
-        change = self._apply_interest(state, event, t, scores)
+        change = self._apply_interest(state, event, t, scores)  # checks the scores first
         if change is not None:
             payload = self._interest_update(state, change, event).model_dump(mode="json")
             state.outbox.append((event.event_id, INTEREST_TIERS, payload))
             emits.append(Emit(INTEREST_TIERS, state.member_id, payload))
         if isinstance(event, ReviewEvent):
+            candidates = self._review_sentiment(state, event, t, scores)
             emits.append(self._product_review(event, scores))
         suppressed = 0
         for candidate in candidates:
@@ -293,6 +295,39 @@ class MemberProcessor:
         return Applied(state, emits, duplicate=False, order=order, suppressed=suppressed)
 
     # -- anomalies --
+
+    def _review_sentiment(
+        self, state: MemberState, event: ReviewEvent, t: float, scores: Sequence[Scored] | None
+    ) -> list[Candidate]:
+        """Count the review's text sentiment in the profile; flag stars that contradict it."""
+        sentiment = scores[0].sentiment if scores else None
+        if sentiment is None:
+            return []
+        negative, _, positive = (float(p) for p in sentiment)
+        state.sentiment_sum += positive - negative
+        state.sentiment_reviews += 1
+        conf = self.anomaly.rating_text_mismatch
+        if self.detectors is None or not conf.enabled:
+            return []
+        if event.rating >= conf.high_rating and negative >= conf.min_probability:
+            p, against = negative, "negative"
+        elif event.rating <= conf.low_rating and positive >= conf.min_probability:
+            p, against = positive, "positive"
+        else:
+            return []
+        return [
+            Candidate(
+                kind="rating_text_mismatch",
+                subject="member",
+                subject_id=state.member_id,
+                window_start=t,
+                window_end=t,
+                score=round(p, 6),
+                threshold=conf.min_probability,
+                evidence=(event.event_id,),
+                details={"rating": event.rating, "text": against, "product_id": event.product_id},
+            )
+        ]
 
     def _apply_feedback(self, state: MemberState, feedback: Feedback) -> None:
         """An analyst's verdict on one of this member's flags (interest labels are for the
@@ -388,6 +423,11 @@ class MemberProcessor:
             "text": event.text,
             "language": event.language,
             "embedding_f16": embedding,
+            "sentiment": (
+                None
+                if not scores or scores[0].sentiment is None
+                else [round(float(p), 6) for p in scores[0].sentiment]
+            ),
         }
         return Emit(PRODUCT_REVIEWS, event.product_id, payload)
 
@@ -527,6 +567,11 @@ class MemberProcessor:
             "events": state.counts.events,
             "last_event_id": state.last_event_id,
             "interests": self._interests(state),
+            "review_sentiment": (
+                round(state.sentiment_sum / state.sentiment_reviews, SHARE_DECIMALS)
+                if state.sentiment_reviews
+                else None
+            ),
             "taste": self._taste(state),
             "model_version": self.model_version,
             "as_of": iso(state.clock),

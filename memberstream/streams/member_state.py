@@ -61,6 +61,9 @@ class MemberState:
     interest: InterestState = field(default_factory=InterestState)
     anomaly: MemberAnomalyState = field(default_factory=MemberAnomalyState)
     flags: FlagLedger = field(default_factory=FlagLedger)
+    sentiment_sum: float = 0.0
+    """Sum over the member's reviews of p(positive) - p(negative)."""
+    sentiment_reviews: int = 0
     purchases: PurchaseProfile | None = None
     """Only kept while the learned anomaly score is on."""
 
@@ -98,6 +101,7 @@ class MemberState:
                 "a": self.anomaly.to_dict(),
                 "fl": self.flags.to_dict(),
                 "pp": None if self.purchases is None else self.purchases.to_dict(),
+                "rs": [self.sentiment_sum, self.sentiment_reviews],
             }
         )
 
@@ -132,4 +136,6 @@ class MemberState:
             anomaly=MemberAnomalyState.from_dict(d["a"]) if "a" in d else MemberAnomalyState(),
             flags=FlagLedger.from_dict(d.get("fl") or {}, flags_kept, rejected_kept),
             purchases=None if d.get("pp") is None else PurchaseProfile.from_dict(d["pp"]),
+            sentiment_sum=d.get("rs", [0.0, 0])[0],
+            sentiment_reviews=d.get("rs", [0.0, 0])[1],
         )

@@ -23,6 +23,7 @@ from memberstream.streams.inference import InferenceStage
 from memberstream.streams.member_processor import PRODUCT_REVIEWS, PROFILES, Emit, MemberProcessor
 from memberstream.streams.member_state import MemberState
 from memberstream.streams.product_processor import ProductProcessor, ProductState
+from memberstream.streams.summaries import build_summarizer
 
 
 @dataclass
@@ -45,6 +46,7 @@ class OfflineRun:
             self.settings, None, None if stage is None else stage.model_version, learned
         )
         self.product_processor = ProductProcessor(self.settings)
+        self.summarizer = build_summarizer(self.settings, stage)
 
     def feed(self, events: Iterable[Envelope]) -> None:
         for event in events:
@@ -81,7 +83,16 @@ class OfflineRun:
         pid = record["product_id"]
         applied = self.product_processor.apply(self.products.get(pid), record)
         self.products[pid] = applied.state
-        for emit in applied.emits:
+        emits = list(applied.emits)
+        request = applied.summary
+        if request is not None and self.summarizer is not None:
+            summary = self.summarizer.summarize(request.reviews)
+            emits.append(
+                self.product_processor.summary_emit(
+                    applied.state, request, summary, self.summarizer.version
+                )
+            )
+        for emit in emits:
             self._route(emit)
 
     def profiles(self) -> dict[str, dict[str, Any]]:

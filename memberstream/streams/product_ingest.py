@@ -15,13 +15,16 @@ from dataclasses import dataclass
 from faust.types import EventT, TableT
 
 from memberstream.schemas.codec import DecodeFailure
+from memberstream.streams.inference import InferenceStage
 from memberstream.streams.ingest import event_context
 from memberstream.streams.outputs import OutputSink
 from memberstream.streams.product_processor import (
     BadProductRecord,
     ProductProcessor,
     ProductState,
+    SummaryRequest,
 )
+from memberstream.streams.summaries import Summarizer, summarize_all
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ class ProductBatchStats:
     dead_letters: int = 0
     flags: int = 0
     flags_suppressed: int = 0
+    summaries: int = 0
 
 
 @dataclass
@@ -46,24 +50,59 @@ class _Touched:
 class ProductBatcher:
     """Processes batches of product records against the ``products`` table."""
 
-    def __init__(self, table: TableT, processor: ProductProcessor, sink: OutputSink) -> None:
+    def __init__(
+        self,
+        table: TableT,
+        processor: ProductProcessor,
+        sink: OutputSink,
+        stage: InferenceStage | None = None,
+        summarizer: Summarizer | None = None,
+    ) -> None:
         self.table = table
         self.processor = processor
         self.sink = sink
+        self.stage = stage
+        self.summarizer = summarizer if stage is not None else None
 
     async def process(self, events: Sequence[EventT]) -> ProductBatchStats:
         stats = ProductBatchStats(records=len(events))
         touched: dict[bytes, _Touched] = {}
+        due: list[tuple[bytes, SummaryRequest]] = []  # in the order they fell due
         for ev in events:
-            await self._process_one(ev, touched, stats)
+            await self._process_one(ev, touched, stats, due)
+        if due and self.summarizer is not None:
+            await self._summarize(due, touched, stats)
         for key, entry in touched.items():
             if entry.changed:
                 with event_context(entry.event):
                     self.table[key] = entry.state.to_bytes()
         return stats
 
+    async def _summarize(
+        self,
+        due: list[tuple[bytes, SummaryRequest]],
+        touched: dict[bytes, _Touched],
+        stats: ProductBatchStats,
+    ) -> None:
+        """The summaries that fell due in the batch, in one call on the stage's thread."""
+        assert self.stage is not None and self.summarizer is not None
+        inputs = [request.reviews for _, request in due]
+        summaries = await self.stage.run(summarize_all, self.summarizer, inputs)
+        for (key, request), summary in zip(due, summaries, strict=True):
+            entry = touched[key]
+            emit = self.processor.summary_emit(
+                entry.state, request, summary, self.summarizer.version
+            )
+            entry.changed = True
+            stats.summaries += 1
+            await self.sink.emit(emit)
+
     async def _process_one(
-        self, ev: EventT, touched: dict[bytes, _Touched], stats: ProductBatchStats
+        self,
+        ev: EventT,
+        touched: dict[bytes, _Touched],
+        stats: ProductBatchStats,
+        due: list[tuple[bytes, SummaryRequest]],
     ) -> None:
         msg = ev.message
         entry = None if msg.key is None else touched.get(msg.key)
@@ -97,5 +136,7 @@ class ProductBatcher:
             stats.flags_suppressed += applied.suppressed
         changed = (entry is not None and entry.changed) or not applied.duplicate
         touched[msg.key] = _Touched(applied.state, ev, changed)
+        if applied.summary is not None:
+            due.append((msg.key, applied.summary))
         for emit in applied.emits:
             await self.sink.emit(emit)

@@ -33,7 +33,19 @@ from memberstream.models.anomaly.product_detectors import (
     ProductDetectors,
     ProductReview,
 )
+from memberstream.models.review_buffer import KeptReview, ReviewBuffer
+from memberstream.models.rfm import iso
+from memberstream.models.sentiment import LABELS
+from memberstream.models.summarizer import ReviewText, Summary, SummaryPoint
+from memberstream.schemas.outputs import OUTPUT_SCHEMA_VERSION, deterministic_id
 from memberstream.streams.member_processor import ANOMALIES, Emit, flag_payload
+
+REVIEW_SUMMARIES = "product_review_summaries"
+
+
+def _point(point: SummaryPoint) -> dict[str, Any]:
+    return {"text": point.text, "aspect": point.aspect, "review_ids": list(point.review_ids)}
+
 
 PRODUCT_STATE_VERSION = 1
 
@@ -46,10 +58,11 @@ class BadProductRecord(ValueError):
 class ProductState:
     product_id: str
     recent_ids: deque[str]
-    outbox: deque[tuple[str, dict[str, Any]]]  # (cause event id, flag payload)
+    outbox: deque[tuple[str, str, dict[str, Any]]]  # (cause event id, topic role, payload)
     anomaly: ProductAnomalyState = field(default_factory=ProductAnomalyState)
     flags: FlagLedger = field(default_factory=FlagLedger)
     reviews: int = 0
+    buffer: ReviewBuffer = field(default_factory=ReviewBuffer)
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -61,6 +74,7 @@ class ProductState:
                 "a": self.anomaly.to_dict(),
                 "fl": self.flags.to_dict(),
                 "n": self.reviews,
+                "s": self.buffer.to_dict(),
             }
         )
 
@@ -71,6 +85,20 @@ class ProductApplied:
     emits: list[Emit]
     duplicate: bool
     suppressed: int = 0
+    summary: SummaryRequest | None = None
+    """The product's review summary is due: the caller runs the model on this request
+    and passes the result to :meth:`ProductProcessor.summary_emit`."""
+
+
+@dataclass(frozen=True)
+class SummaryRequest:
+    """A summary to make, fixed when it fell due (so batching cannot change it)."""
+
+    cause: str
+    reviews: list[ReviewText]
+    rating_count: int
+    rating_mean: float
+    as_of: float
 
 
 def _review(record: dict[str, Any]) -> ProductReview:
@@ -101,6 +129,7 @@ class ProductProcessor:
         anomaly = settings.anomaly
         self.anomaly = anomaly
         self.detectors = ProductDetectors(anomaly) if anomaly.enabled else None
+        self.summaries = settings.summary
         self.versions = {
             "review_duplicate": detector_version("review_duplicate", anomaly.review_duplicate),
             "review_bombing": detector_version("review_bombing", anomaly.review_bombing),
@@ -125,6 +154,7 @@ class ProductProcessor:
             recent_ids=deque(d["ids"], maxlen=self.settings.dedupe_ids_per_member),
             outbox=deque((tuple(e) for e in d["ob"]), maxlen=self.settings.outbox_per_member),
             anomaly=ProductAnomalyState.from_dict(d["a"]),
+            buffer=ReviewBuffer.from_dict(d["s"]),
             flags=FlagLedger.from_dict(
                 d["fl"], self.anomaly.flags_kept, self.anomaly.rejected_kept
             ),
@@ -154,9 +184,10 @@ class ProductProcessor:
         event_id = record["event_id"]
         if event_id in state.recent_ids:
             replay = [
-                Emit(ANOMALIES, product_id, payload)
-                for cause, payload in state.outbox
-                if cause == event_id and not state.flags.is_rejected(payload["flag_id"])
+                Emit(role, product_id, payload)
+                for cause, role, payload in state.outbox
+                if cause == event_id
+                and (role != ANOMALIES or not state.flags.is_rejected(payload["flag_id"]))
             ]
             return ProductApplied(state, replay, duplicate=True)
         if record["type"] == "feedback":
@@ -170,8 +201,9 @@ class ProductProcessor:
         review = _review(record)
         state.recent_ids.append(event_id)
         state.reviews += 1
+        request = self._keep_for_summary(state, review, record)
         if self.detectors is None:
-            return ProductApplied(state, [], duplicate=False)
+            return ProductApplied(state, [], duplicate=False, summary=request)
         emits, suppressed = [], 0
         for candidate in self.detectors.on_review(state.anomaly, review):
             emit = self._raise(state, candidate, review)
@@ -179,7 +211,53 @@ class ProductProcessor:
                 suppressed += 1
             else:
                 emits.append(emit)
-        return ProductApplied(state, emits, duplicate=False, suppressed=suppressed)
+        return ProductApplied(state, emits, duplicate=False, suppressed=suppressed, summary=request)
+
+    # -- summaries --
+
+    def _keep_for_summary(
+        self, state: ProductState, review: ProductReview, record: dict[str, Any]
+    ) -> SummaryRequest | None:
+        if not self.summaries.enabled:
+            return None
+        text = "\n".join(p for p in (record.get("title"), record.get("text")) if p)
+        kept = KeptReview(review.event_id, review.t, review.rating, text, record.get("language"))
+        buffer = state.buffer
+        if not buffer.add(kept, self.summaries):
+            return None
+        request = SummaryRequest(
+            cause=review.event_id,
+            reviews=[r.review_text() for r in buffer.reviews],
+            rating_count=buffer.count,
+            rating_mean=round(buffer.rating_mean, 4),
+            as_of=buffer.reviews[-1].t,
+        )
+        buffer.mark_summarized()
+        return request
+
+    def summary_emit(
+        self, state: ProductState, request: SummaryRequest, summary: Summary, version: str
+    ) -> Emit:
+        """The ReviewSummary record for ``summary``, kept in the outbox under its cause."""
+        payload = {
+            "output_id": deterministic_id(
+                "summary", state.product_id, version, *summary.review_ids
+            ),
+            "schema_version": OUTPUT_SCHEMA_VERSION,
+            "product_id": state.product_id,
+            "summary": summary.text,
+            "pros": [_point(p) for p in summary.pros],
+            "cons": [_point(p) for p in summary.cons],
+            "language": summary.language,
+            "rating_count": request.rating_count,
+            "rating_mean": request.rating_mean,
+            "review_ids": list(summary.review_ids),
+            "sentiment": {k: summary.sentiment.get(k, 0) for k in LABELS},
+            "model_version": version,
+            "as_of": iso(request.as_of),
+        }
+        state.outbox.append((request.cause, REVIEW_SUMMARIES, payload))
+        return Emit(REVIEW_SUMMARIES, state.product_id, payload)
 
     def _raise(
         self, state: ProductState, candidate: Candidate, cause: ProductReview
@@ -196,5 +274,5 @@ class ProductProcessor:
             cause.t,
             product_id=state.product_id,
         )
-        state.outbox.append((cause.event_id, payload))
+        state.outbox.append((cause.event_id, ANOMALIES, payload))
         return Emit(ANOMALIES, state.product_id, payload)

@@ -241,7 +241,7 @@ def test_topics_create_is_idempotent_and_compacts_profiles(namespace: Settings) 
     names = {k: f"{prefix}fresh.{v}" for k, v in TopicNames().model_dump().items()}
     settings = namespace.model_copy(update={"topics": TopicNames(**names)})
     everything = set(settings.topics.all())
-    assert len(everything) == 10
+    assert len(everything) == 11
 
     def run() -> dict[str, str]:
         result = invoke(settings, ["topics", "create"])
@@ -262,7 +262,7 @@ def test_topics_create_is_idempotent_and_compacts_profiles(namespace: Settings) 
     assert policies[settings.topics.member_profiles] == "compact"
     for name in settings.topics.inputs():
         assert policies[name] == "delete"
-    assert {n for n, p in policies.items() if "compact" in p} == {settings.topics.member_profiles}
+    assert {n for n, p in policies.items() if "compact" in p} == settings.topics.compacted()
     assert partitions == dict.fromkeys(everything, 3)
     retention, _ = asyncio.run(
         _describe(settings.kafka_bootstrap_servers, [settings.topics.feedback], "retention.ms")
@@ -274,7 +274,7 @@ def test_topics_create_on_existing_namespace_says_exists(namespace: Settings) ->
     result = invoke(namespace, ["topics", "create"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert len(lines) == 10
+    assert len(lines) == 11
     assert all(line.startswith("exists ") for line in lines), lines
 
 

@@ -76,9 +76,12 @@ class Evaluation:
         return 10_000 * self.flags_on_normal_traffic / max(self.normal_events, 1)
 
     def meets(self, precision: float, recall: float) -> dict[str, bool]:
+        """Per kind with injected incidents: both goals met (precision 1.0 without flags)."""
         return {
-            k: (s.precision or 0.0) >= precision and (s.recall or 0.0) >= recall
+            k: (1.0 if s.precision is None else s.precision) >= precision
+            and (s.recall or 0.0) >= recall
             for k, s in self.kinds.items()
+            if s.incidents
         }
 
 

@@ -23,7 +23,14 @@ Subject = Literal["member", "product"]
 
 KINDS: tuple[str, ...] = get_args(AnomalyKind)
 MEMBER_KINDS = frozenset(
-    {"click_burst", "bot_pattern", "order_value_outlier", "order_velocity", "learned_score"}
+    {
+        "click_burst",
+        "bot_pattern",
+        "order_value_outlier",
+        "order_velocity",
+        "learned_score",
+        "rating_text_mismatch",
+    }
 )
 PRODUCT_KINDS = frozenset({"review_duplicate", "review_bombing"})
 

@@ -145,6 +145,17 @@ class ReviewDuplicateSettings(_Detector):
     )
 
 
+class RatingMismatchSettings(_Detector):
+    """A review whose stars and text disagree: top stars with clearly negative text, or
+    the lowest stars with clearly positive text (sentiment head of the inference stage)."""
+
+    min_probability: float = Field(
+        0.8, gt=0.5, le=1, description="the text's opposite sentiment must be at least this sure"
+    )
+    high_rating: int = Field(5, ge=4, le=5, description="ratings at or above this are 'top'")
+    low_rating: int = Field(1, ge=1, le=2, description="ratings at or below this are 'lowest'")
+
+
 class LearnedScoreSettings(BaseModel):
     """The learned anomaly score over member feature vectors (orders)."""
 
@@ -179,4 +190,5 @@ class AnomalySettings(BaseModel):
     order_velocity: OrderVelocitySettings = Field(default_factory=OrderVelocitySettings)
     review_bombing: ReviewBombingSettings = Field(default_factory=ReviewBombingSettings)
     review_duplicate: ReviewDuplicateSettings = Field(default_factory=ReviewDuplicateSettings)
+    rating_text_mismatch: RatingMismatchSettings = Field(default_factory=RatingMismatchSettings)
     learned: LearnedScoreSettings = Field(default_factory=LearnedScoreSettings)

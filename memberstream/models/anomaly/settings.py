@@ -154,6 +154,11 @@ class RatingMismatchSettings(_Detector):
     )
     high_rating: int = Field(5, ge=4, le=5, description="ratings at or above this are 'top'")
     low_rating: int = Field(1, ge=1, le=2, description="ratings at or below this are 'lowest'")
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="review languages the sentiment head is trusted on (the default encoder is "
+        "English-only: on real Chinese reviews its sentiment is at chance)",
+    )
 
 
 class LearnedScoreSettings(BaseModel):

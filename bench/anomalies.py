@@ -24,15 +24,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
-import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +38,9 @@ from bench.throughput import (
     delete_namespace,
     make_namespace,
     run_id,
+    run_info,
     sample_until_done,
+    save_results,
     slope_rate,
 )
 from memberstream.config import Settings
@@ -261,23 +258,15 @@ def main(argv: list[str] | None = None) -> None:
         evaluation, settings.anomaly.flag_budget_per_10k_events
     )
     result["sample_flags"] = sorted(flags, key=lambda f: (f["kind"], f["flag_id"]))[:3]
-    info = {
-        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}, Python "
-        f"{platform.python_version()}",
-        "loadavg_at_start": os.getloadavg(),
+    info = run_info("bench.anomalies", argv) | {
         "partitions": args.partitions,
         "rounds": args.rounds,
-        "command": " ".join(["python -m bench.anomalies", *(argv or sys.argv[1:])]),
         "rate_method": "slope between 10% and 90% of input records committed",
     }
     md = markdown(info, result)
     print(md)
     if not args.offline:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "anomalies.json").write_text(json.dumps({"info": info, **result}, indent=2))
-        (args.out / "anomalies.md").write_text(md)
-        print(f"wrote {args.out / 'anomalies.json'} and {args.out / 'anomalies.md'}")
+        save_results(args.out, "anomalies", info, result, md)
 
 
 if __name__ == "__main__":

@@ -24,17 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.throughput import run_info, save_results
 from memberstream.config import Settings
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
 from memberstream.models.reference_set import load_reference_set
@@ -310,18 +306,10 @@ def main(argv: list[str] | None = None) -> None:
     result["cost"] = summary_cost(settings)
     if not args.no_kafka:
         result["worker"] = asyncio.run(worker_rates(args))
-    info = {
-        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}, Python "
-        f"{platform.python_version()}",
-        "command": " ".join(["python -m bench.summaries", *(argv or sys.argv[1:])]),
-    }
+    info = run_info("bench.summaries", argv)
     md = markdown(info, result)
     print(md)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summaries.json").write_text(json.dumps({"info": info, **result}, indent=2))
-    (args.out / "summaries.md").write_text(md)
-    print(f"wrote {args.out / 'summaries.json'} and {args.out / 'summaries.md'}")
+    save_results(args.out, "summaries", info, result, md)
 
 
 if __name__ == "__main__":

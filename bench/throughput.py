@@ -446,6 +446,27 @@ def summarize(results: list[RunResult]) -> dict[str, Any]:
     }
 
 
+def run_info(module: str, argv: list[str] | None) -> dict[str, Any]:
+    """When, where and how a benchmark ran, for its results file."""
+    return {
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}, Python "
+        f"{platform.python_version()}",
+        "loadavg_at_start": os.getloadavg(),
+        "command": " ".join([f"python -m {module}", *(sys.argv[1:] if argv is None else argv)]),
+    }
+
+
+def save_results(
+    out: Path, name: str, info: dict[str, Any], result: dict[str, Any], md: str
+) -> None:
+    """``out/name.json`` (info and result) and ``out/name.md`` (the table)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps({"info": info, **result}, indent=2))
+    (out / f"{name}.md").write_text(md)
+    print(f"wrote {out / (name + '.json')} and {out / (name + '.md')}")
+
+
 def machine_info(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),

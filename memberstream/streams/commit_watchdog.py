@@ -9,7 +9,10 @@ again until the next restart.
 
 The watchdog notices that state — no batch for ``stall_after_s`` while an input
 partition's committed offset is below its high watermark — and seeks every
-partition back to its committed offset. The records after it come again;
+partition back to its committed offset. A partition the group never committed
+(e.g. ``labels.feedback``, empty until an analyst writes) can be left unread
+the same way after a restart; when the broker holds records there, the
+watchdog seeks it to the start and resumes fetching it. The records after it come again;
 those already processed are duplicates, which the member state drops (and
 whose outputs it re-emits with the same ids), so at-least-once holds.
 """
@@ -75,15 +78,38 @@ class CommitWatchdog:
         if getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False):
             return []
         consumer = app.consumer
-        stuck = stuck_partitions(consumer, consumer.assignment(), self.topics)
-        if not stuck:
+        assignment = consumer.assignment()
+        stuck = stuck_partitions(consumer, assignment, self.topics)
+        unread = await never_committed_with_records(consumer, assignment, self.topics)
+        if not stuck and not unread:
             return []
         self.reseeks += 1
         log.warning(
             "no batch for %.0f s but records are left uncommitted on %s; re-reading from "
             "the committed offsets (duplicates are dropped by event id)",
             idle_s,
-            ", ".join(str(s) for s in stuck),
+            ", ".join(str(s) for s in (*stuck, *unread)),
         )
-        await consumer.perform_seek()
-        return stuck
+        if stuck:
+            await consumer.perform_seek()
+        for s in unread:
+            await consumer.seek(s.tp, 0)
+        if unread:
+            consumer.resume_partitions([s.tp for s in unread])
+        return [*stuck, *unread]
+
+
+async def never_committed_with_records(
+    consumer: Any, assignment: Iterable[_TP], topics: Collection[str]
+) -> list[Stuck]:
+    """Input partitions the group never committed on which the broker holds records."""
+    committed_by_tp = getattr(consumer, "_committed_offset", {})
+    tps = [tp for tp in assignment if tp.topic in topics and committed_by_tp.get(tp) is None]
+    if not tps:
+        return []
+    try:
+        ends = await consumer.highwaters(*tps)
+    except Exception:  # the broker did not answer: try again at the next check
+        log.debug("could not read high watermarks", exc_info=True)
+        return []
+    return [Stuck(tp, 0, end) for tp, end in sorted(ends.items()) if end and end > 0]

@@ -20,6 +20,17 @@ class FakeConsumer:
         self._committed_offset = committed
         self._highwater = highwater
         self.seeks = 0
+        self.sought: list[tuple[TP, int]] = []
+        self.resumed: list[TP] = []
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self._highwater[tp] for tp in tps}
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.sought.append((tp, offset))
+
+    def resume_partitions(self, tps: list[TP]) -> None:
+        self.resumed.extend(tps)
 
     def highwater(self, tp: TP) -> int:
         return self._highwater[tp]
@@ -72,3 +83,19 @@ async def test_seeks_back_only_when_idle_with_lag(
     stuck = await watchdog.check(idle_s)
     assert c.seeks == seeks == watchdog.reseeks
     assert len(stuck) == seeks
+
+
+@pytest.mark.parametrize(("highwater", "reread"), [(2, True), (0, False)])
+async def test_a_partition_never_committed_is_read_from_the_start_when_it_holds_records(
+    highwater: int, reread: bool
+) -> None:
+    """E.g. labels.feedback: empty in the first run, records arrive while the worker is down."""
+    feedback = TP("labels.feedback", 1)
+    c = FakeConsumer({CLICKS: 100, feedback: None}, {CLICKS: 100, feedback: highwater})
+    watchdog = CommitWatchdog(FakeApp(c), ["events.clicks", "labels.feedback"], 20.0)
+    stuck = await watchdog.check(30.0)
+    assert c.seeks == 0  # nothing committed is behind: no seek back of the others
+    assert c.sought == ([(feedback, 0)] if reread else [])
+    assert c.resumed == ([feedback] if reread else [])
+    assert [s.tp for s in stuck] == ([feedback] if reread else [])
+    assert await watchdog.check(5.0) == []  # only when idle long enough

@@ -105,8 +105,11 @@ def demo(
     --synthetic seeded click, purchase and review events, waits until the
     worker has processed everything, and reports: events in, dead letters,
     the membership-tier distribution and some tier changes, interest tiers
-    and some interest changes, and throughput. The run's topics are deleted
-    afterwards unless --keep. Needs the exported text model (`make models`).
+    and some interest changes, throughput, anomaly flags (one of each kind
+    with its evidence, and how many injected incidents were found), and
+    product review summaries with their pros and cons (the reviews of the
+    packaged reference set are sent too). The run's topics are deleted
+    afterwards unless --keep. Needs the exported models (`make models`).
     """
     from memberstream.datasets.cdnow import iter_cdnow_events
 

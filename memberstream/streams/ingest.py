@@ -15,6 +15,7 @@ import logging
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from faust.streams import _current_event
 from faust.types import EventT, TableT
@@ -70,9 +71,15 @@ def held_acks(events: Sequence[EventT]) -> Iterator[None]:
         ev.message.acked = False
 
 
+S = TypeVar("S")
+
+
 @dataclass
-class _Touched:
-    state: MemberState
+class Touched(Generic[S]):
+    """A key's state loaded in this batch: written back once, at the end, if it changed,
+    in the context of ``event`` (the last of the key's events, whose partition owns it)."""
+
+    state: S
     event: EventT
     changed: bool
 
@@ -120,7 +127,7 @@ class IngestBatcher:
             else:
                 decoded.append((ev, result))
         scores = await self._score(decoded, stats)
-        touched: dict[str, _Touched] = {}
+        touched: dict[str, Touched[MemberState]] = {}
         orders: list[tuple[str, PurchaseEvent, OrderVector]] = []
         for (ev, event), scored in zip(decoded, scores, strict=True):
             if isinstance(event, Feedback) and event.product_id is not None:
@@ -140,7 +147,7 @@ class IngestBatcher:
     async def _score_orders(
         self,
         orders: list[tuple[str, PurchaseEvent, OrderVector]],
-        touched: dict[str, _Touched],
+        touched: dict[str, Touched[MemberState]],
         stats: BatchStats,
     ) -> None:
         """The batch's paid orders through the learned scorer in one stage call."""
@@ -188,7 +195,7 @@ class IngestBatcher:
         ev: EventT,
         decoded: Envelope,
         scores: list[Scored] | None,
-        touched: dict[str, _Touched],
+        touched: dict[str, Touched[MemberState]],
         stats: BatchStats,
         orders: list[tuple[str, PurchaseEvent, OrderVector]],
     ) -> None:
@@ -231,7 +238,7 @@ class IngestBatcher:
         if applied.order is not None:
             orders.append((mid, decoded, applied.order))  # type: ignore[arg-type]
         changed = (entry is not None and entry.changed) or not applied.duplicate
-        touched[mid] = _Touched(applied.state, ev, changed)
+        touched[mid] = Touched(applied.state, ev, changed)
         for emit in applied.emits:
             await self.sink.emit(emit)
 

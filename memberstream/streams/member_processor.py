@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from memberstream.models.anomaly.learned import (
     observe_order,
     order_embedding,
 )
+from memberstream.models.anomaly.ledger import FlagLedger
 from memberstream.models.anomaly.member_detectors import MemberDetectors
 from memberstream.models.interest import InterestChange, InterestPolicy
 from memberstream.models.membership import MembershipPolicy, Order, TierDecision, TierState
@@ -106,28 +107,60 @@ _SECTIONS = {
 }
 
 
-def flag_payload(
-    fid: str,
-    candidate: Candidate,
-    version: str,
+Outbox = deque[tuple[str, str, dict[str, Any]]]
+"""(cause event id, topic role, payload) of recent outputs, re-emitted for a duplicate."""
+
+
+def raise_flags(
+    ledger: FlagLedger,
+    outbox: Outbox,
+    candidates: Sequence[Candidate],
+    versions: Mapping[str, str],
     cause_event_id: str,
     as_of: float,
-    *,
-    member_id: str | None = None,
-    product_id: str | None = None,
+) -> tuple[list[Emit], int]:
+    """Flag records for ``candidates`` (member or product), recorded in the ledger and
+    kept in the outbox under their cause; and how many feedback suppressed."""
+    emits: list[Emit] = []
+    suppressed = 0
+    for c in candidates:
+        fid = flag_id(c.kind, c.subject, c.subject_id, c.window_start)
+        if ledger.suppressed(fid, c.evidence):
+            suppressed += 1
+            continue
+        ledger.record(fid, c.evidence)
+        payload = flag_payload(fid, c, versions[c.kind], cause_event_id, as_of)
+        outbox.append((cause_event_id, ANOMALIES, payload))
+        emits.append(Emit(ANOMALIES, c.subject_id, payload))
+    return emits, suppressed
+
+
+def replay_outputs(outbox: Outbox, ledger: FlagLedger, cause_event_id: str, key: str) -> list[Emit]:
+    """What ``cause_event_id`` produced, again (a duplicate): all but flags rejected since."""
+    return [
+        Emit(role, key, payload)
+        for cause, role, payload in outbox
+        if cause == cause_event_id
+        and (role != ANOMALIES or not ledger.is_rejected(payload["flag_id"]))
+    ]
+
+
+def flag_payload(
+    fid: str, candidate: Candidate, version: str, cause_event_id: str, as_of: float
 ) -> dict[str, Any]:
     """An :class:`~memberstream.schemas.outputs.AnomalyFlag` as the JSON dict produced.
 
     Built by hand on the hot path; a unit test holds it equal to the schema's dump.
     """
+    member = candidate.subject == "member"
     return {
         "output_id": fid,
         "schema_version": OUTPUT_SCHEMA_VERSION,
         "flag_id": fid,
         "kind": candidate.kind,
         "subject": candidate.subject,
-        "member_id": member_id,
-        "product_id": product_id,
+        "member_id": candidate.subject_id if member else None,
+        "product_id": None if member else candidate.subject_id,
         "score": candidate.score,
         "threshold": candidate.threshold,
         "window_start": iso(candidate.window_start),
@@ -239,11 +272,7 @@ class MemberProcessor:
         if state is None:
             state = self.new_state(event.member_id, t)
         elif state.seen(event.event_id):
-            replay = [
-                Emit(role, state.member_id, payload)
-                for role, payload in state.outputs_caused_by(event.event_id)
-                if role != ANOMALIES or not state.flags.is_rejected(payload["flag_id"])
-            ]
+            replay = replay_outputs(state.outbox, state.flags, event.event_id, state.member_id)
             if isinstance(event, ReviewEvent):  # the product agent drops what it has seen
                 replay.append(self._product_review(event, scores))
             return Applied(state, replay, duplicate=True)
@@ -285,13 +314,10 @@ class MemberProcessor:
         if isinstance(event, ReviewEvent):
             candidates = self._review_sentiment(state, event, t, scores)
             emits.append(self._product_review(event, scores))
-        suppressed = 0
-        for candidate in candidates:
-            flag = self._raise(state, candidate, event, self.detector_versions[candidate.kind])
-            if flag is None:
-                suppressed += 1
-            else:
-                emits.append(flag)
+        flags, suppressed = raise_flags(
+            state.flags, state.outbox, candidates, self.detector_versions, event.event_id, t
+        )
+        emits.extend(flags)
         return Applied(state, emits, duplicate=False, order=order, suppressed=suppressed)
 
     # -- anomalies --
@@ -337,31 +363,7 @@ class MemberProcessor:
     def _apply_feedback(self, state: MemberState, feedback: Feedback) -> None:
         """An analyst's verdict on one of this member's flags (interest labels are for the
         learning loop only)."""
-        if feedback.subject != "anomaly_flag":
-            return
-        if feedback.verdict == "false_positive":
-            state.flags.reject(feedback.ref_id)
-        elif feedback.verdict == "confirmed":
-            state.flags.confirm(feedback.ref_id)
-
-    def _raise(
-        self, state: MemberState, candidate: Candidate, event: Envelope, version: str
-    ) -> Emit | None:
-        """The flag record for ``candidate``, kept in the outbox; None if feedback rejected it."""
-        fid = flag_id(candidate.kind, "member", state.member_id, candidate.window_start)
-        if state.flags.suppressed(fid, candidate.evidence):
-            return None
-        state.flags.record(fid, candidate.evidence)
-        payload = flag_payload(
-            fid,
-            candidate,
-            version,
-            event.event_id,
-            event.occurred_at.timestamp(),
-            member_id=state.member_id,
-        )
-        state.outbox.append((event.event_id, ANOMALIES, payload))
-        return Emit(ANOMALIES, state.member_id, payload)
+        state.flags.apply_feedback(feedback.subject, feedback.verdict, feedback.ref_id)
 
     def _order_vector(
         self,
@@ -408,7 +410,9 @@ class MemberProcessor:
             evidence=(event.event_id,),
             details=details,
         )
-        return self._raise(state, candidate, event, self.learned_version)
+        versions = {"learned_score": self.learned_version}
+        flags, _ = raise_flags(state.flags, state.outbox, [candidate], versions, event.event_id, t)
+        return flags[0] if flags else None
 
     def _product_review(self, event: ReviewEvent, scores: Sequence[Scored] | None) -> Emit:
         """The review for the product agent (keyed by product_id), with its embedding."""

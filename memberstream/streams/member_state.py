@@ -73,9 +73,6 @@ class MemberState:
     def remember(self, event_id: str) -> None:
         self.recent_ids.append(event_id)
 
-    def outputs_caused_by(self, event_id: str) -> list[tuple[str, dict[str, Any]]]:
-        return [(role, payload) for cause, role, payload in self.outbox if cause == event_id]
-
     def to_bytes(self) -> bytes:
         return orjson.dumps(
             {

@@ -16,7 +16,7 @@ from faust.types import EventT, TableT
 
 from memberstream.schemas.codec import DecodeFailure
 from memberstream.streams.inference import InferenceStage
-from memberstream.streams.ingest import event_context
+from memberstream.streams.ingest import Touched, event_context
 from memberstream.streams.outputs import OutputSink
 from memberstream.streams.product_processor import (
     BadProductRecord,
@@ -40,13 +40,6 @@ class ProductBatchStats:
     summaries: int = 0
 
 
-@dataclass
-class _Touched:
-    state: ProductState
-    event: EventT
-    changed: bool
-
-
 class ProductBatcher:
     """Processes batches of product records against the ``products`` table."""
 
@@ -66,7 +59,7 @@ class ProductBatcher:
 
     async def process(self, events: Sequence[EventT]) -> ProductBatchStats:
         stats = ProductBatchStats(records=len(events))
-        touched: dict[bytes, _Touched] = {}
+        touched: dict[bytes, Touched[ProductState]] = {}
         due: list[tuple[bytes, SummaryRequest]] = []  # in the order they fell due
         for ev in events:
             await self._process_one(ev, touched, stats, due)
@@ -81,7 +74,7 @@ class ProductBatcher:
     async def _summarize(
         self,
         due: list[tuple[bytes, SummaryRequest]],
-        touched: dict[bytes, _Touched],
+        touched: dict[bytes, Touched[ProductState]],
         stats: ProductBatchStats,
     ) -> None:
         """The summaries that fell due in the batch, in one call on the stage's thread."""
@@ -100,7 +93,7 @@ class ProductBatcher:
     async def _process_one(
         self,
         ev: EventT,
-        touched: dict[bytes, _Touched],
+        touched: dict[bytes, Touched[ProductState]],
         stats: ProductBatchStats,
         due: list[tuple[bytes, SummaryRequest]],
     ) -> None:
@@ -135,7 +128,7 @@ class ProductBatcher:
             stats.flags += len(applied.emits)
             stats.flags_suppressed += applied.suppressed
         changed = (entry is not None and entry.changed) or not applied.duplicate
-        touched[msg.key] = _Touched(applied.state, ev, changed)
+        touched[msg.key] = Touched(applied.state, ev, changed)
         if applied.summary is not None:
             due.append((msg.key, applied.summary))
         for emit in applied.emits:

@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from memberstream.config import Settings
-from memberstream.models.anomaly.flags import Candidate, detector_version, flag_id
+from memberstream.models.anomaly.flags import detector_version
 from memberstream.models.anomaly.ledger import FlagLedger
 from memberstream.models.anomaly.product_detectors import (
     ProductAnomalyState,
@@ -38,7 +38,7 @@ from memberstream.models.rfm import iso
 from memberstream.models.sentiment import LABELS
 from memberstream.models.summarizer import ReviewText, Summary, SummaryPoint
 from memberstream.schemas.outputs import OUTPUT_SCHEMA_VERSION, deterministic_id
-from memberstream.streams.member_processor import ANOMALIES, Emit, flag_payload
+from memberstream.streams.member_processor import Emit, Outbox, raise_flags, replay_outputs
 
 REVIEW_SUMMARIES = "product_review_summaries"
 
@@ -58,7 +58,7 @@ class BadProductRecord(ValueError):
 class ProductState:
     product_id: str
     recent_ids: deque[str]
-    outbox: deque[tuple[str, str, dict[str, Any]]]  # (cause event id, topic role, payload)
+    outbox: Outbox
     anomaly: ProductAnomalyState = field(default_factory=ProductAnomalyState)
     flags: FlagLedger = field(default_factory=FlagLedger)
     reviews: int = 0
@@ -183,20 +183,13 @@ class ProductProcessor:
             state = self.new_state(product_id)
         event_id = record["event_id"]
         if event_id in state.recent_ids:
-            replay = [
-                Emit(role, product_id, payload)
-                for cause, role, payload in state.outbox
-                if cause == event_id
-                and (role != ANOMALIES or not state.flags.is_rejected(payload["flag_id"]))
-            ]
+            replay = replay_outputs(state.outbox, state.flags, event_id, product_id)
             return ProductApplied(state, replay, duplicate=True)
         if record["type"] == "feedback":
             state.recent_ids.append(event_id)
-            if record.get("subject") == "anomaly_flag":
-                if record.get("verdict") == "false_positive":
-                    state.flags.reject(str(record.get("ref_id")))
-                elif record.get("verdict") == "confirmed":
-                    state.flags.confirm(str(record.get("ref_id")))
+            state.flags.apply_feedback(
+                str(record.get("subject")), str(record.get("verdict")), str(record.get("ref_id"))
+            )
             return ProductApplied(state, [], duplicate=False)
         review = _review(record)
         state.recent_ids.append(event_id)
@@ -204,13 +197,14 @@ class ProductProcessor:
         request = self._keep_for_summary(state, review, record)
         if self.detectors is None:
             return ProductApplied(state, [], duplicate=False, summary=request)
-        emits, suppressed = [], 0
-        for candidate in self.detectors.on_review(state.anomaly, review):
-            emit = self._raise(state, candidate, review)
-            if emit is None:
-                suppressed += 1
-            else:
-                emits.append(emit)
+        emits, suppressed = raise_flags(
+            state.flags,
+            state.outbox,
+            self.detectors.on_review(state.anomaly, review),
+            self.versions,
+            review.event_id,
+            review.t,
+        )
         return ProductApplied(state, emits, duplicate=False, suppressed=suppressed, summary=request)
 
     # -- summaries --
@@ -258,21 +252,3 @@ class ProductProcessor:
         }
         state.outbox.append((request.cause, REVIEW_SUMMARIES, payload))
         return Emit(REVIEW_SUMMARIES, state.product_id, payload)
-
-    def _raise(
-        self, state: ProductState, candidate: Candidate, cause: ProductReview
-    ) -> Emit | None:
-        fid = flag_id(candidate.kind, "product", state.product_id, candidate.window_start)
-        if state.flags.suppressed(fid, candidate.evidence):
-            return None
-        state.flags.record(fid, candidate.evidence)
-        payload = flag_payload(
-            fid,
-            candidate,
-            self.versions[candidate.kind],
-            cause.event_id,
-            cause.t,
-            product_id=state.product_id,
-        )
-        state.outbox.append((cause.event_id, ANOMALIES, payload))
-        return Emit(ANOMALIES, state.product_id, payload)

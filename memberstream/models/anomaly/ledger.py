@@ -68,6 +68,15 @@ class FlagLedger:
     def confirm(self, flag_id: str) -> None:
         self.confirmed += 1
 
+    def apply_feedback(self, subject: str, verdict: str, ref_id: str) -> None:
+        """An analyst's verdict from ``labels.feedback`` (interest labels are not for us)."""
+        if subject != "anomaly_flag":
+            return
+        if verdict == "false_positive":
+            self.reject(ref_id)
+        elif verdict == "confirmed":
+            self.confirm(ref_id)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "r": [[fid, list(ev)] for fid, ev in self.raised],

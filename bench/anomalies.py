@@ -23,23 +23,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka.errors import KafkaError
-
 from bench.throughput import (
-    GroupOffsets,
-    delete_namespace,
-    make_namespace,
+    events_through,
+    fresh_namespace,
     run_id,
     run_info,
-    sample_until_done,
     save_results,
     slope_rate,
 )
@@ -50,10 +44,7 @@ from memberstream.models.anomaly.evaluation import Evaluation, evaluate
 from memberstream.schemas.events import Envelope
 from memberstream.streams.inference import stage_from_settings
 from memberstream.streams.kafka_io import (
-    create_topics,
-    produce_events,
     read_json,
-    wait_caught_up,
     wait_for_kafka,
 )
 from memberstream.streams.member_processor import ANOMALIES
@@ -89,33 +80,20 @@ def offline_flags(events: list[Envelope], settings: Settings) -> tuple[list[dict
 async def through_kafka(
     events: list[Envelope], detectors: bool, args: argparse.Namespace, tmp: Path
 ) -> dict[str, Any]:
-    settings = make_namespace(args.bootstrap, args.partitions, tmp / "state")
-    settings.anomaly.enabled = detectors
-    name = "on" if detectors else "off"
-    log_path = tmp / "logs" / f"detectors-{name}-{run_id(settings)}.log"
-    try:
-        await create_topics(settings)
-        await produce_events(settings, events)
-        topics = settings.topics.inputs()
-        async with GroupOffsets(settings.kafka_bootstrap_servers, settings.app_id, topics) as offs:
-            started = time.monotonic()
-            child = WorkerProcess(settings, log_path).start()
-            try:
-                samples = await sample_until_done(offs, child, len(events), started, args.timeout)
-                await wait_caught_up(
-                    settings.kafka_bootstrap_servers,
-                    settings.app_id,
-                    settings.topics.consumed(),
-                    args.timeout,
-                )
-            finally:
-                await asyncio.to_thread(child.stop)
-        flags = await read_json(settings.kafka_bootstrap_servers, settings.topics.member_anomalies)
+    async with fresh_namespace(args.bootstrap, args.partitions, tmp) as settings:
+        settings.anomaly.enabled = detectors
+        name = "on" if detectors else "off"
+        log_path = tmp / "logs" / f"detectors-{name}-{run_id(settings)}.log"
+        samples = await events_through(
+            settings,
+            events,
+            WorkerProcess(settings, log_path).start,
+            args.timeout,
+            until_consumed=True,
+        )
+        topic = settings.topics.member_anomalies
+        flags = await read_json(settings.kafka_bootstrap_servers, topic)
         return {"rate": slope_rate(samples, len(events)), "wall_s": samples[-1][0], "flags": flags}
-    finally:
-        shutil.rmtree(settings.data_dir, ignore_errors=True)
-        with contextlib.suppress(KafkaError):
-            await delete_namespace(settings)
 
 
 def unique_flags(flags: list[dict]) -> tuple[list[dict], int]:

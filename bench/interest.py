@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import os
@@ -39,14 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from bench.throughput import (
     GroupOffsets,
     ModuleProcess,
     consume_produce_args,
-    delete_namespace,
-    make_namespace,
+    events_through,
+    fresh_namespace,
     run_id,
     sample_until_done,
     slope_rate,
@@ -60,7 +58,6 @@ from memberstream.streams.inference import stage_from_settings
 from memberstream.streams.kafka_io import (
     create_topics,
     iter_records,
-    produce_events,
     topic_for,
     wait_for_kafka,
 )
@@ -127,30 +124,15 @@ class NaiveProcess(ModuleProcess):
 async def through_kafka(
     name: str, events: list[Envelope], args: argparse.Namespace, tmp: Path
 ) -> dict[str, Any]:
-    settings = make_namespace(args.bootstrap, args.partitions, tmp / "state")
-    if name == "worker-no-model":
-        settings.inference.enabled = False
-    log_path = tmp / "logs" / f"{name}-{run_id(settings)}.log"
-    try:
-        await create_topics(settings)
-        await produce_events(settings, events)
-        topics = settings.topics.inputs()
-        async with GroupOffsets(settings.kafka_bootstrap_servers, settings.app_id, topics) as offs:
-            started = time.monotonic()
-            child = (
-                WorkerProcess(settings, log_path).start()
-                if name.startswith("worker")
-                else NaiveProcess(settings, log_path).start()
-            )
-            try:
-                samples = await sample_until_done(offs, child, len(events), started, args.timeout)
-            finally:
-                await asyncio.to_thread(child.stop)
+    async with fresh_namespace(args.bootstrap, args.partitions, tmp) as settings:
+        if name == "worker-no-model":
+            settings.inference.enabled = False
+        log_path = tmp / "logs" / f"{name}-{run_id(settings)}.log"
+        child = WorkerProcess if name.startswith("worker") else NaiveProcess
+        samples = await events_through(
+            settings, events, child(settings, log_path).start, args.timeout
+        )
         return {"rate": slope_rate(samples, len(events)), "wall_s": samples[-1][0]}
-    finally:
-        shutil.rmtree(settings.data_dir, ignore_errors=True)
-        with contextlib.suppress(KafkaError):
-            await delete_namespace(settings)
 
 
 # --- latency -------------------------------------------------------------------------------
@@ -190,10 +172,9 @@ def percentile(values: list[float], q: float) -> float:
 async def latency(
     events: list[Envelope], rate: float, args: argparse.Namespace, tmp: Path
 ) -> dict[str, Any]:
-    settings = make_namespace(args.bootstrap, args.partitions, tmp / "state")
-    log_path = tmp / "logs" / f"latency-{run_id(settings)}.log"
-    n = min(len(events) - 1, int(rate * args.latency_s))
-    try:
+    async with fresh_namespace(args.bootstrap, args.partitions, tmp) as settings:
+        log_path = tmp / "logs" / f"latency-{run_id(settings)}.log"
+        n = min(len(events) - 1, int(rate * args.latency_s))
         await create_topics(settings)
         worker = WorkerProcess(settings, log_path).start()
         try:
@@ -221,10 +202,6 @@ async def latency(
             "p99_ms": percentile(ms, 0.99),
             "max_ms": max(ms),
         }
-    finally:
-        shutil.rmtree(settings.data_dir, ignore_errors=True)
-        with contextlib.suppress(KafkaError):
-            await delete_namespace(settings)
 
 
 # --- run and report ------------------------------------------------------------------------

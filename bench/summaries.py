@@ -33,6 +33,7 @@ from typing import Any
 from bench.throughput import run_info, save_results
 from memberstream.config import Settings
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
+from memberstream.models.aspects import is_cjk
 from memberstream.models.reference_set import load_reference_set
 from memberstream.models.rouge import METRICS, rouge_all
 from memberstream.models.sentiment_training import (
@@ -50,7 +51,7 @@ def lead_baseline(reviews: list[ReviewText], words: int) -> str:
     """The reviews' opening text, in order, cut to about ``words`` tokens (characters for
     Chinese): what a summary has to beat by choosing."""
     text = " ".join(r.text.replace("\n", " ") for r in reviews)
-    if any("\u4e00" <= ch <= "\u9fff" for ch in text):
+    if is_cjk(text):
         return text[: max(words, 1)]
     return " ".join(text.split()[:words])
 
@@ -158,15 +159,8 @@ def summary_cost(settings: Settings, n_reviews: int = 1000) -> dict[str, Any]:
 
 
 async def worker_rates(args: argparse.Namespace) -> dict[str, Any]:
-    from bench.throughput import (
-        GroupOffsets,
-        delete_namespace,
-        make_namespace,
-        run_id,
-        sample_until_done,
-        slope_rate,
-    )
-    from memberstream.streams.kafka_io import create_topics, produce_events, wait_for_kafka
+    from bench.throughput import events_through, fresh_namespace, run_id, slope_rate
+    from memberstream.streams.kafka_io import wait_for_kafka
     from memberstream.streams.worker_process import WorkerProcess
 
     await wait_for_kafka(args.bootstrap)
@@ -183,26 +177,13 @@ async def worker_rates(args: argparse.Namespace) -> dict[str, Any]:
         for r in range(1, args.rounds + 1):
             rates = {}
             for mode in ("on", "off"):
-                settings = make_namespace(args.bootstrap, args.partitions, Path(tmp) / "state")
-                settings.summary.enabled = mode == "on"
-                log = Path(tmp) / f"worker-{mode}-{run_id(settings)}.log"
-                try:
-                    await create_topics(settings)
-                    await produce_events(settings, events)
-                    topics = settings.topics.inputs()
-                    bootstrap = settings.kafka_bootstrap_servers
-                    async with GroupOffsets(bootstrap, settings.app_id, topics) as offs:
-                        started = time.monotonic()
-                        child = WorkerProcess(settings, log).start()
-                        try:
-                            samples = await sample_until_done(
-                                offs, child, len(events), started, args.timeout
-                            )
-                        finally:
-                            await asyncio.to_thread(child.stop)
+                async with fresh_namespace(args.bootstrap, args.partitions, Path(tmp)) as ns:
+                    ns.summary.enabled = mode == "on"
+                    log = Path(tmp) / f"worker-{mode}-{run_id(ns)}.log"
+                    samples = await events_through(
+                        ns, events, WorkerProcess(ns, log).start, args.timeout
+                    )
                     rates[mode] = slope_rate(samples, len(events))
-                finally:
-                    await delete_namespace(settings)
                 print(f"round {r} summaries {mode}: {rates[mode]:7.0f} events/s")
             rounds.append(rates)
     on = statistics.median(x["on"] for x in rounds)

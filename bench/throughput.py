@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -45,7 +45,14 @@ from aiokafka.errors import KafkaError
 from memberstream.config import Settings, TopicNames
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
 from memberstream.schemas.codec import encode
-from memberstream.streams.kafka_io import GroupOffsets, create_topics, wait_for_kafka
+from memberstream.schemas.events import Envelope
+from memberstream.streams.kafka_io import (
+    GroupOffsets,
+    create_topics,
+    produce_events,
+    wait_caught_up,
+    wait_for_kafka,
+)
 from memberstream.streams.worker_process import WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +126,48 @@ def make_namespace(bootstrap: str, partitions: int, state_root: Path) -> Setting
     settings.batch.commit_interval_s = COMMIT_INTERVAL_S
     state_root.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     return settings
+
+
+@contextlib.asynccontextmanager
+async def fresh_namespace(
+    bootstrap: str, partitions: int, root: Path, keep_topics: bool = False
+) -> AsyncIterator[Settings]:
+    """A namespace for one run; its state dir and (unless ``keep_topics``) topics go after."""
+    settings = make_namespace(bootstrap, partitions, root / "state")
+    try:
+        yield settings
+    finally:
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+        if not keep_topics:
+            with contextlib.suppress(KafkaError):
+                await delete_namespace(settings)
+
+
+async def events_through(
+    settings: Settings,
+    events: Sequence[Envelope],
+    start: Callable[[], Child],
+    timeout_s: float,
+    until_consumed: bool = False,
+) -> list[Sample]:
+    """Pre-produce ``events`` into the namespace, start the contender, sample committed
+    input offsets until every event is committed, and stop it. ``until_consumed`` also
+    waits until the group has caught up on every topic it reads (the product agent's)."""
+    await create_topics(settings)
+    await produce_events(settings, events)
+    bootstrap = settings.kafka_bootstrap_servers
+    async with GroupOffsets(bootstrap, settings.app_id, settings.topics.inputs()) as offs:
+        started = time.monotonic()
+        child = start()
+        try:
+            samples = await sample_until_done(offs, child, len(events), started, timeout_s)
+            if until_consumed:
+                await wait_caught_up(
+                    bootstrap, settings.app_id, settings.topics.consumed(), timeout_s
+                )
+        finally:
+            await asyncio.to_thread(child.stop)
+    return samples
 
 
 def run_id(settings: Settings) -> str:
@@ -381,14 +430,8 @@ def run_result(
 async def run_one(
     contender: str, round_no: int, records: list[Record], args: argparse.Namespace, tmp: Path
 ) -> RunResult:
-    settings = make_namespace(args.bootstrap, args.partitions, tmp / "state")
-    try:
-        return await measure(contender, round_no, settings, records, tmp / "logs", args.timeout)
-    finally:
-        shutil.rmtree(settings.data_dir, ignore_errors=True)
-        if not args.keep_topics:
-            with contextlib.suppress(KafkaError):
-                await delete_namespace(settings)
+    async with fresh_namespace(args.bootstrap, args.partitions, tmp, args.keep_topics) as ns:
+        return await measure(contender, round_no, ns, records, tmp / "logs", args.timeout)
 
 
 async def run_all(

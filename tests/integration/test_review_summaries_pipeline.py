@@ -4,6 +4,7 @@ and the trained sentiment head: reviews in, a faithful summary out, the same on 
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -99,3 +100,38 @@ def test_reviews_in_give_faithful_summaries_out_and_a_replay_gives_the_same(
     offline = OfflineRun(settings, reference_stage(settings))
     offline.feed(events)
     assert offline.outputs[REVIEW_SUMMARIES] == first  # the worker = the in-process reference
+
+
+def test_bad_records_on_the_product_and_feedback_topics_go_to_the_dlq(
+    namespace: Settings, tmp_path: Path
+) -> None:
+    """The product topic is internal, but a record there that cannot be used (corrupt, or
+    keyed by the wrong product) must not stop the product agent nor vanish; nor may a
+    malformed verdict on labels.feedback."""
+    topics = namespace.topics
+    bad = [
+        (topics.product_reviews, b"kettle-1", b"{not json"),
+        (
+            topics.product_reviews,
+            b"kettle-1",
+            b'{"type": "review", "event_id": "x", "product_id": "flask-1"}',
+        ),
+        (topics.feedback, b"m1", b'{"event_id": "f1", "member_id": "m1"}'),
+    ]
+    events = reviews("kettle-1", KETTLE, "en")
+    produce(namespace, [*bad, *raw_records(namespace, events)])
+    run_to_completion(namespace, tmp_path / "worker.log")
+
+    dlq = asyncio.run(read_json(namespace.kafka_bootstrap_servers, topics.dlq))
+    assert sorted((d["source_topic"], d["error_type"]) for d in dlq) == sorted(
+        [
+            (topics.feedback, "validation"),
+            (topics.product_reviews, "validation"),
+            (topics.product_reviews, "validation"),
+        ]
+    )
+    by_value = {base64.b64decode(d["value_b64"]): d for d in dlq}
+    assert "invalid JSON" in by_value[b"{not json"]["reason"]
+    assert "does not match product_id" in by_value[bad[1][2]]["reason"]
+    # the good reviews behind them were processed: one summary per K reviews
+    assert len(summaries(namespace)) == len(KETTLE) // namespace.summary.refresh_reviews

@@ -33,6 +33,7 @@ from memberstream.models.anomaly.settings import AnomalySettings
 from memberstream.models.encoder import EncoderSettings
 from memberstream.models.interest import InterestSettings
 from memberstream.models.review_buffer import SummarySettings
+from memberstream.streams.kafka_security import KafkaSecuritySettings
 
 CONFIG_ENV = "MEMBERSTREAM_CONFIG"
 
@@ -180,6 +181,10 @@ class Settings(BaseSettings):
             "KAFKA_BOOTSTRAP_SERVERS",
         ),
     )
+    kafka: KafkaSecuritySettings = Field(
+        default_factory=KafkaSecuritySettings,
+        description="connection security: TLS, SASL (PLAIN, SCRAM); secrets never printed",
+    )
     app_id: str = "memberstream"
     partitions: int = Field(4, gt=0)
     replication_factor: int = Field(1, gt=0)
@@ -233,8 +238,12 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def describe(self) -> dict[str, Any]:
-        """Settings as printed at start-up (nothing here is secret yet)."""
+        """Settings as printed at start-up; secrets show as ``**********``."""
         return self.model_dump(mode="json")
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Bootstrap servers and security arguments for any aiokafka client."""
+        return {"bootstrap_servers": self.kafka_bootstrap_servers, **self.kafka.client_kwargs()}
 
 
 _config_file: ContextVar[str | None] = ContextVar("memberstream_config_file", default=None)

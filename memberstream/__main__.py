@@ -1,3 +1,6 @@
+"""``python -m memberstream``: the command line (see :mod:`memberstream.streams.cli`)."""
+
 from memberstream.streams.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import onnxruntime as ort
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Encoding, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ class EncoderError(RuntimeError):
 
 class EncoderSettings(BaseModel):
     """How the worker loads its text encoder."""
+
+    model_config = ConfigDict(extra="forbid")
 
     model_dir: Path | None = Field(
         default=None,

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from memberstream.config import CONFIG_ENV, Settings, TierRule, TopicNames, load_settings
+from memberstream.config import (
+    CONFIG_ENV,
+    Settings,
+    TierRule,
+    TopicNames,
+    config_error,
+    load_settings,
+)
+from memberstream.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -338,3 +346,223 @@ def test_unknown_top_level_setting_is_rejected() -> None:
 def test_equal_tier_thresholds_are_allowed() -> None:
     s = Settings(membership=_tiers(("a", 0, 0), ("b", 100, 2), ("c", 100, 2)))
     assert [t.name for t in s.membership.tiers] == ["a", "b", "c"]
+
+
+# --- unknown settings: env vars, every section of the file, where a bad value came from ---
+
+
+def test_misspelled_nested_env_var_is_refused_with_suggestion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MEMBERSTREAM_BATCH__MAX_BACH", "100")
+    with pytest.raises(ConfigError) as info:
+        Settings()
+    message = str(info.value)
+    assert "MEMBERSTREAM_BATCH__MAX_BACH" in message
+    assert "did you mean MEMBERSTREAM_BATCH__MAX_BATCH?" in message
+    assert info.value.exit_code == 78
+    assert "double underscore" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("MEMBERSTREAM_PARTITONS", "MEMBERSTREAM_PARTITIONS"),
+        ("MEMBERSTREAM_BATCH_MAX_BATCH", "MEMBERSTREAM_BATCH__MAX_BATCH"),
+        ("MEMBERSTREAM_INFERENCE__ENCODER__MODELDIR", "MEMBERSTREAM_INFERENCE__ENCODER__MODEL_DIR"),
+        (
+            "MEMBERSTREAM_ANOMALY__CLICK_BURST__WINDOW",
+            "MEMBERSTREAM_ANOMALY__CLICK_BURST__WINDOW_S",
+        ),
+        ("MEMBERSTREAM_BROKER__PROT", "MEMBERSTREAM_BROKER__PORT"),
+        ("memberstream_topics__clics", "MEMBERSTREAM_TOPICS__CLICKS"),
+    ],
+)
+def test_unknown_env_vars_at_any_depth_are_refused(
+    name: str, suggestion: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, "1")
+    with pytest.raises(ConfigError, match=f"unknown setting {name} .*did you mean {suggestion}"):
+        Settings()
+
+
+def test_unknown_env_var_without_a_close_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMBERSTREAM_ZZZZZZZZ", "1")
+    with pytest.raises(ConfigError) as info:
+        Settings()
+    assert str(info.value) == "unknown setting MEMBERSTREAM_ZZZZZZZZ (env var)"
+
+
+def test_every_unknown_env_var_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMBERSTREAM_PARTITONS", "1")
+    monkeypatch.setenv("MEMBERSTREAM_STORRE", "memory://")
+    with pytest.raises(ConfigError) as info:
+        Settings()
+    lines = str(info.value).splitlines()
+    assert lines[0] == "2 settings are wrong:"
+    assert "MEMBERSTREAM_PARTITONS" in lines[1] and "MEMBERSTREAM_STORRE" in lines[2]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MEMBERSTREAM_BATCH__MAX_BATCH", "7"),
+        ("MEMBERSTREAM_INFERENCE__ENCODER__MODEL_DIR", "/models/x"),
+        ("MEMBERSTREAM_ANOMALY__CLICK_BURST__WINDOW_S", "30"),
+        ("MEMBERSTREAM_KAFKA__SECURITY_PROTOCOL", "PLAINTEXT"),
+        ("MEMBERSTREAM_KAFKA_BOOTSTRAP_SERVERS", "k:9092"),
+        ("MEMBERSTREAM_STARTUP_TIMEOUT_S", "5"),
+        ("MEMBERSTREAM_TOPICS", '{"clicks": "json.clicks"}'),
+        ("MEMBERSTREAM_BATCH", '{"max_batch": 9}'),
+        ("MEMBERSTREAM_DEBUG", "1"),  # not a setting, but memberstream's own
+        ("MEMBERSTREAM_FAILPOINTS", "outputs_sent:3"),  # crash tests' injected faults
+        ("memberstream_batch__max_wait_s", "0.5"),  # names are case-insensitive
+    ],
+)
+def test_valid_env_var_names_are_accepted(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    Settings()
+
+
+def test_json_section_env_var_is_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMBERSTREAM_TOPICS", '{"clicks": "json.clicks"}')
+    monkeypatch.setenv("MEMBERSTREAM_BATCH", '{"max_batch": 9}')
+    s = Settings()
+    assert s.topics.clicks == "json.clicks"
+    assert s.batch.max_batch == 9
+
+
+def test_unknown_key_in_json_section_env_var_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMBERSTREAM_TOPICS", '{"clicks": "a", "clcks": "b"}')
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert "unknown setting topics.clcks; did you mean topics.clicks?" in str(info.value)
+    error = config_error(info.value)
+    assert str(error) == (
+        "unknown setting topics.clcks (from env var MEMBERSTREAM_TOPICS); "
+        "did you mean topics.clicks?"
+    )
+    assert error.hint == "fix or remove it in the env var MEMBERSTREAM_TOPICS"
+
+
+def test_child_worker_env_round_trips(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """worker_process.settings_env: every section as JSON, accepted and reproduced."""
+    from memberstream.streams.worker_process import settings_env
+
+    names = {k: f"ns.{v}" for k, v in TopicNames().model_dump().items()}
+    original = Settings(
+        topics=TopicNames(**names), partitions=3, store="memory://", data_dir=tmp_path
+    )
+    original.batch.max_batch = 17
+    for name, value in settings_env(original).items():
+        monkeypatch.setenv(name, value)
+    copy = Settings()
+    assert copy.topics == original.topics
+    assert copy.batch.max_batch == 17
+    assert copy.partitions == 3
+
+
+@pytest.mark.parametrize(
+    ("toml", "name", "suggestion"),
+    [
+        ("[batch]\nmax_bach = 3\n", "batch.max_bach", "batch.max_batch"),
+        ("[topics]\nclics = 'x'\n", "topics.clics", "topics.clicks"),
+        ("[inference.encoder]\nmodeldir = '/x'\n", "inference.encoder.modeldir", "model_dir"),
+        ("[anomaly.click_burst]\nwindow = 3\n", "anomaly.click_burst.window", "window_s"),
+        ("[summary.summarizer]\nmax_pro = 3\n", "summary.summarizer.max_pro", "max_pros"),
+        ("[broker]\nprot = 1\n", "broker.prot", "broker.port"),
+        ("[kafka]\nsasl_user = 'u'\n", "kafka.sasl_user", "kafka.sasl_username"),
+        (
+            "[membership]\ntiers = [{name = 'a', min_monetary = 0, min_frequency = 0, x = 1}]\n",
+            "membership.tiers.0.x",
+            None,
+        ),
+        ("[interest]\nhalf_life = 3\n", "interest.half_life", "half_life_days"),
+    ],
+)
+def test_unknown_key_in_any_file_section_is_refused(
+    toml: str, name: str, suggestion: str | None, tmp_path: Path
+) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text(toml)
+    with pytest.raises(ValidationError) as info:
+        load_settings(config_file=path)
+    message = str(config_error(info.value, path))
+    assert message.startswith(f"unknown setting {name} (from config file {path})"), message
+    if suggestion:
+        assert f"did you mean {suggestion.split('.')[0]}" in message or suggestion in message
+
+
+def test_every_section_model_forbids_unknown_keys() -> None:
+    """Sections refuse unknown keys on their own too (built directly, not via Settings)."""
+    from pydantic import BaseModel
+
+    from memberstream.config import BrokerSettings, _item_model, _section_model
+
+    def sections(model: type[BaseModel]) -> set[type[BaseModel]]:
+        found = set()
+        for field in model.model_fields.values():
+            sub = _section_model(field.annotation) or _item_model(field.annotation)
+            if sub is not None:
+                found |= {sub, *sections(sub)}
+        return found
+
+    lax = {
+        m.__name__
+        for m in sections(Settings)
+        if m.model_config.get("extra") != "forbid" and m is not BrokerSettings
+    }
+    assert not lax  # BrokerSettings is covered by Settings' own check (see above)
+
+
+def test_invalid_value_names_setting_and_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMBERSTREAM_BATCH__MAX_BATCH", "0")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    error = config_error(info.value)
+    assert str(error) == (
+        "invalid setting batch.max_batch (from env var MEMBERSTREAM_BATCH__MAX_BATCH): "
+        "Input should be greater than 0 (got '0')"
+    )
+    assert error.exit_code == 78
+
+
+def test_invalid_value_names_setting_and_file(config_file: Path) -> None:
+    config_file.write_text("store = 'redis://'\n")
+    with pytest.raises(ValidationError) as info:
+        load_settings(config_file=config_file)
+    error = config_error(info.value, config_file)
+    assert str(error) == (
+        f"invalid setting store (from config file {config_file}): "
+        "store must be rocksdb:// or memory://, got 'redis://'"
+    )
+    assert error.hint == f"fix or remove it in the config file {config_file}"
+
+
+def test_section_level_error_names_the_env_vars_of_the_section(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MEMBERSTREAM_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    message = str(config_error(info.value))
+    assert message.startswith(
+        "invalid setting kafka (from env var MEMBERSTREAM_KAFKA__SECURITY_PROTOCOL): "
+    )
+    assert "needs sasl_username" in message
+
+
+def test_secret_values_are_not_echoed_in_errors() -> None:
+    from memberstream.config import _shown_input
+
+    assert _shown_input(("kafka", "sasl_password"), "hunter2") == ""
+    assert _shown_input(("kafka", "ssl_key_password"), "hunter2") == ""
+    assert _shown_input(("batch", "max_batch"), "0") == " (got '0')"
+
+
+def test_startup_timeout_default_and_range() -> None:
+    assert Settings().startup_timeout_s == 30.0
+    with pytest.raises(ValidationError):
+        Settings(startup_timeout_s=0)

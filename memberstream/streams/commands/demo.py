@@ -18,6 +18,17 @@ from typing import TYPE_CHECKING
 import click
 
 from memberstream.config import Settings, TopicNames
+from memberstream.errors import (
+    EX_CONFIG,
+    EX_NOINPUT,
+    EX_NOPERM,
+    EX_SOFTWARE,
+    EX_TEMPFAIL,
+    EX_TOPICS,
+    EX_UNAVAILABLE,
+    MemberstreamError,
+    TimedOut,
+)
 from memberstream.schemas.events import Envelope
 from memberstream.streams.commands.context import settings_from
 from memberstream.streams.kafka_io import (
@@ -28,10 +39,21 @@ from memberstream.streams.kafka_io import (
     read_json,
     wait_caught_up,
 )
+from memberstream.streams.topic_check import run, wait_for_broker
 from memberstream.streams.worker_process import WorkerProcess
 
 if TYPE_CHECKING:
     from memberstream.datasets.anomalies import AnomalyInjector
+
+KNOWN_EXIT_CODES = {
+    EX_CONFIG,
+    EX_NOINPUT,
+    EX_NOPERM,
+    EX_SOFTWARE,
+    EX_TEMPFAIL,
+    EX_TOPICS,
+    EX_UNAVAILABLE,
+}
 
 BAD_RECORDS: list[tuple[bytes | None, bytes]] = [
     (b"cdnow-00001", b'{"event_id": "bad-1", "member_id": "cdnow-00001", '),
@@ -60,6 +82,7 @@ def _demo_settings(base: Settings, run_id: str, data_dir: Path) -> Settings:
 def _ensure_broker(settings: Settings) -> None:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         click.echo(f"Kafka: {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)")
+        run(wait_for_broker(settings, on_wait=lambda m: click.echo(m, err=True)))
         return
     from memberstream.streams.devbroker import DevBroker
 
@@ -124,7 +147,10 @@ def demo(
 
     worker = WorkerProcess(settings, work / "worker.log").start()
     try:
-        worker.wait_alive(3.0)
+        try:
+            worker.wait_alive(3.0)
+        except RuntimeError as exc:
+            raise _worker_failed(worker, work / "worker.log") from exc
         events = iter_cdnow_events()
         if limit is not None:
             events = itertools.islice(events, limit)
@@ -138,7 +164,7 @@ def demo(
                 progress_every=20_000,
             )
         ).sent
-        asyncio.run(produce_raw(settings.kafka_bootstrap_servers, topics.purchases, BAD_RECORDS))
+        asyncio.run(produce_raw(settings, topics.purchases, BAD_RECORDS))
         click.echo(f"Sent {sent:,} purchases and {len(BAD_RECORDS)} malformed records.")
         click.echo(
             "Sending the reference set's product reviews (24 products, English and Chinese) ..."
@@ -159,16 +185,22 @@ def demo(
             if not worker.running:
                 raise click.ClickException(f"worker died:\n{worker.log_tail()}")
 
-        asyncio.run(
-            wait_caught_up(
-                settings.kafka_bootstrap_servers,
-                settings.app_id,
-                topics.consumed(),
-                timeout,
-                1.0,
-                on_poll,
+        try:
+            asyncio.run(
+                wait_caught_up(
+                    settings,
+                    settings.app_id,
+                    topics.consumed(),
+                    timeout,
+                    1.0,
+                    on_poll,
+                )
             )
-        )
+        except TimeoutError as exc:
+            raise TimedOut(
+                f"the worker did not catch up: {exc}",
+                hint=f"raise --timeout (now {timeout:g} s); the worker log: {work / 'worker.log'}",
+            ) from exc
         elapsed = time.monotonic() - started
     finally:
         worker.stop()
@@ -183,7 +215,22 @@ def demo(
             f"{settings.app_id}-{t}"
             for t in ("members-changelog", "products-changelog", "__assignor-__leader")
         ]
-        asyncio.run(delete_topics(settings.kafka_bootstrap_servers, topics.all() + internal))
+        asyncio.run(delete_topics(settings, topics.all() + internal))
+
+
+def _worker_failed(worker: WorkerProcess, log: Path) -> MemberstreamError:
+    """The worker exited during start-up: its own error (the log's last lines), its code."""
+    code = worker.proc.returncode if worker.proc is not None else None
+    tail = [line for line in worker.log_tail(8).splitlines() if line.strip()]
+    reason = "\n".join(line for line in tail if line.startswith(("error:", "hint:"))) or (
+        tail[-1] if tail else "no output"
+    )
+    error = MemberstreamError(
+        f"the worker exited during start-up (status {code}):\n{reason}",
+        hint=f"the worker log: {log}",
+    )
+    error.exit_code = code if code in KNOWN_EXIT_CODES else EX_SOFTWARE
+    return error
 
 
 def _synthetic(n: int, anomalies: bool) -> tuple[Iterator[Envelope], AnomalyInjector | None]:
@@ -223,9 +270,7 @@ def _reference_reviews() -> list[Envelope]:
 
 def _summary_report(settings: Settings, examples: int) -> None:
     latest: dict[str, dict] = {}
-    for s in asyncio.run(
-        read_json(settings.kafka_bootstrap_servers, settings.topics.product_review_summaries)
-    ):
+    for s in asyncio.run(read_json(settings, settings.topics.product_review_summaries)):
         latest[s["product_id"]] = s  # one partition per product: topic order is time order
     click.echo(f"review summaries: {len(latest):,} products")
     shown = [s for pid, s in sorted(latest.items()) if pid.startswith("ref-")]
@@ -249,10 +294,7 @@ def _anomaly_report(settings: Settings, injector: AnomalyInjector | None, exampl
     from memberstream.models.anomaly.evaluation import evaluate
 
     flags = {
-        f["flag_id"]: f
-        for f in asyncio.run(
-            read_json(settings.kafka_bootstrap_servers, settings.topics.member_anomalies)
-        )
+        f["flag_id"]: f for f in asyncio.run(read_json(settings, settings.topics.member_anomalies))
     }
     kinds = Counter(f["kind"] for f in flags.values())
     summary = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"
@@ -277,11 +319,11 @@ def _anomaly_report(settings: Settings, injector: AnomalyInjector | None, exampl
 
 
 def _report(settings: Settings, events_in: int, elapsed: float, examples: int) -> None:
-    bootstrap, topics = settings.kafka_bootstrap_servers, settings.topics
-    dlq = asyncio.run(read_json(bootstrap, topics.dlq))
-    updates = asyncio.run(read_json(bootstrap, topics.member_tiers))
+    topics = settings.topics
+    dlq = asyncio.run(read_json(settings, topics.dlq))
+    updates = asyncio.run(read_json(settings, topics.member_tiers))
     latest: dict[str, dict] = {}
-    for profile in asyncio.run(read_json(bootstrap, topics.member_profiles)):
+    for profile in asyncio.run(read_json(settings, topics.member_profiles)):
         latest[profile["member_id"]] = profile
     tiers = Counter(p["tier"] for p in latest.values())
     unique_updates = {u["output_id"]: u for u in updates}
@@ -329,9 +371,7 @@ def _moves(update: dict) -> str:
 
 
 def _interest_report(settings: Settings, latest: dict[str, dict], examples: int) -> None:
-    updates = asyncio.run(
-        read_json(settings.kafka_bootstrap_servers, settings.topics.member_interest_tiers)
-    )
+    updates = asyncio.run(read_json(settings, settings.topics.member_interest_tiers))
     unique = {u["output_id"]: u for u in updates}
     core = Counter(
         i["category"]

@@ -9,6 +9,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from memberstream.errors import ModelError
+from memberstream.streams.commands.context import MemberstreamGroup
+
+EXPORT_HINT = "create the model directory with `memberstream models export` (or `make models`)"
+
 if TYPE_CHECKING:
     from memberstream.models.encoder import Agreement
     from memberstream.models.onnx_export import ExportReport
@@ -17,6 +22,7 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 
 
 @click.group(
+    cls=MemberstreamGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="""Build and inspect the text encoder the worker runs.
 
@@ -175,13 +181,13 @@ def info(model_dir: Path | None, providers: str, variant: str) -> None:
     directory = model_dir or DEFAULT_MODEL_DIR
     meta = directory / METADATA_FILE
     if not meta.is_file():
-        raise click.ClickException(f"{meta} not found; create it with `memberstream models export`")
+        raise ModelError(f"{meta} not found", hint=EXPORT_HINT)
     click.echo(f"{meta}:")
     click.echo(json.dumps(json.loads(meta.read_text(encoding="utf-8")), indent=2))
     try:
         enc = TextEncoder(directory, variant=variant, providers=providers)
     except EncoderError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise ModelError(str(exc), hint=EXPORT_HINT) from exc
     click.echo(
         f"would load: providers={','.join(enc.providers)} variant={enc.variant} "
         f"version={enc.version} dim={enc.dim} max_length={enc.max_length}"
@@ -240,7 +246,7 @@ def train_anomaly(
     try:
         encoder = TextEncoder.from_settings(EncoderSettings(model_dir=directory))
     except EncoderError as exc:
-        raise click.ClickException(f"{exc}; run `memberstream models export` first") from exc
+        raise ModelError(str(exc), hint=EXPORT_HINT) from exc
     config = TrainingConfig(
         seed=seed,
         members=members,
@@ -321,7 +327,7 @@ def train_sentiment_command(
     try:
         encoder = TextEncoder.from_settings(EncoderSettings(model_dir=source))
     except EncoderError as exc:
-        raise click.ClickException(f"{exc}; run `memberstream models export` first") from exc
+        raise ModelError(str(exc), hint=EXPORT_HINT) from exc
     config = SentimentTrainingConfig(
         seed=seed, members=members, days=days, review_rate=review_rate, l2=l2
     )

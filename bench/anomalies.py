@@ -92,7 +92,7 @@ async def through_kafka(
             until_consumed=True,
         )
         topic = settings.topics.member_anomalies
-        flags = await read_json(settings.kafka_bootstrap_servers, topic)
+        flags = await read_json(settings, topic)
         return {"rate": slope_rate(samples, len(events)), "wall_s": samples[-1][0], "flags": flags}
 
 
@@ -109,7 +109,7 @@ def unique_flags(flags: list[dict]) -> tuple[list[dict], int]:
 async def run_kafka(
     events: list[Envelope], args: argparse.Namespace, tmp: Path
 ) -> tuple[list[dict], dict[str, Any]]:
-    await wait_for_kafka(args.bootstrap)
+    await wait_for_kafka(Settings(kafka_bootstrap_servers=args.bootstrap))
     rounds = []
     flags: list[dict] = []
     for r in range(1, args.rounds + 1):

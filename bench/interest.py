@@ -140,7 +140,7 @@ async def through_kafka(
 
 async def send_live(settings: Settings, events: list[Envelope], rate: float) -> float:
     """Send ``events`` at ``rate``/s, each stamped with the wall clock as its event time."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=1)
+    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), linger_ms=1)
     await producer.start()
     started = time.monotonic()
     try:
@@ -158,9 +158,9 @@ async def send_live(settings: Settings, events: list[Envelope], rate: float) -> 
     return time.monotonic() - started
 
 
-async def read_with_timestamps(bootstrap: str, topic: str) -> list[tuple[int, dict]]:
+async def read_with_timestamps(settings: Settings, topic: str) -> list[tuple[int, dict]]:
     """(Kafka timestamp in ms, JSON value) of every record now in ``topic``."""
-    records = iter_records(bootstrap, topic, to_end=True)
+    records = iter_records(settings, topic, to_end=True)
     return [(r.timestamp, json.loads(r.value)) async for r in records]
 
 
@@ -180,15 +180,13 @@ async def latency(
         try:
             topics = settings.topics.inputs()
             await send_live(settings, events[:1], 1.0)  # warm-up: wait until it is committed
-            async with GroupOffsets(settings.kafka_bootstrap_servers, settings.app_id, topics) as o:
+            async with GroupOffsets(settings, settings.app_id, topics) as o:
                 await sample_until_done(o, worker, 1, time.monotonic(), args.timeout)
                 sent_s = await send_live(settings, events[1 : n + 1], rate)
                 await sample_until_done(o, worker, n + 1, time.monotonic(), args.timeout)
         finally:
             await asyncio.to_thread(worker.stop)
-        updates = await read_with_timestamps(
-            settings.kafka_bootstrap_servers, settings.topics.member_interest_tiers
-        )
+        updates = await read_with_timestamps(settings, settings.topics.member_interest_tiers)
         ms = [
             ts - datetime.fromisoformat(u["as_of"]).timestamp() * 1000
             for ts, u in updates
@@ -208,10 +206,10 @@ async def latency(
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    await wait_for_kafka(args.bootstrap)
+    base = Settings(kafka_bootstrap_servers=args.bootstrap)
+    await wait_for_kafka(base)
     events = workload(args.events)
     naive_events = events[: args.naive_events]
-    base = Settings(kafka_bootstrap_servers=args.bootstrap)
     rounds: list[dict[str, Any]] = []
     for r in range(1, args.rounds + 1):
         limit = await asyncio.to_thread(encoder_limit, events, base)

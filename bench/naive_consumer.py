@@ -22,6 +22,7 @@ import torch
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sentence_transformers import SentenceTransformer
 
+from memberstream.config import Settings
 from memberstream.models.onnx_export import default_source_dir
 from memberstream.models.taxonomy import Taxonomy
 
@@ -42,15 +43,17 @@ async def run(args: argparse.Namespace) -> None:
     model = SentenceTransformer(str(args.model or default_source_dir()), device="cpu")
     taxonomy = Taxonomy.load()
     categories = model.encode(taxonomy.descriptions(), normalize_embeddings=True)
+    # --bootstrap, and the security settings (MEMBERSTREAM_KAFKA__*) from the environment
+    kafka = Settings(kafka_bootstrap_servers=args.bootstrap).kafka_client_kwargs()
     consumer = AIOKafkaConsumer(
         *args.topics.split(","),
-        bootstrap_servers=args.bootstrap,
+        **kafka,
         group_id=args.group,
         auto_offset_reset="earliest",
         enable_auto_commit=True,
         auto_commit_interval_ms=500,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap)
+    producer = AIOKafkaProducer(**kafka)
     await consumer.start()
     await producer.start()
     try:

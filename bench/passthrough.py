@@ -17,6 +17,8 @@ import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from memberstream.config import Settings
+
 COMMIT_INTERVAL_S = 0.5
 POLL_TIMEOUT_MS = 100
 
@@ -74,14 +76,16 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     topics = [t for t in args.topics.split(",") if t]
+    # --bootstrap, and the security settings (MEMBERSTREAM_KAFKA__*) from the environment
+    kafka = Settings(kafka_bootstrap_servers=args.bootstrap).kafka_client_kwargs()
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=args.bootstrap,
+        **kafka,
         group_id=args.group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**kafka, acks="all", linger_ms=5)
     await producer.start()
     try:
         await consumer.start()

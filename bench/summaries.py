@@ -163,7 +163,7 @@ async def worker_rates(args: argparse.Namespace) -> dict[str, Any]:
     from memberstream.streams.kafka_io import wait_for_kafka
     from memberstream.streams.worker_process import WorkerProcess
 
-    await wait_for_kafka(args.bootstrap)
+    await wait_for_kafka(Settings(kafka_bootstrap_servers=args.bootstrap))
     config = WorkloadConfig(seed=13, members=3000, days=90, review_rate=0.6)
     everything = list(SyntheticWorkload(config).events())
     # review-heavy: every review and order, then the first clicks to make up the count

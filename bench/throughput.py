@@ -88,10 +88,10 @@ def purchase_records(n: int, seed: int = 7) -> list[Record]:
         days *= 2
 
 
-async def produce_all(bootstrap: str, topic: str, records: list[Record]) -> float:
+async def produce_all(settings: Settings, topic: str, records: list[Record]) -> float:
     """Send ``records`` with one fast producer; return the seconds it took."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+        **settings.kafka_client_kwargs(), acks="all", linger_ms=20, max_batch_size=512 * 1024
     )
     await producer.start()
     started = time.monotonic()
@@ -155,15 +155,14 @@ async def events_through(
     waits until the group has caught up on every topic it reads (the product agent's)."""
     await create_topics(settings)
     await produce_events(settings, events)
-    bootstrap = settings.kafka_bootstrap_servers
-    async with GroupOffsets(bootstrap, settings.app_id, settings.topics.inputs()) as offs:
+    async with GroupOffsets(settings, settings.app_id, settings.topics.inputs()) as offs:
         started = time.monotonic()
         child = start()
         try:
             samples = await sample_until_done(offs, child, len(events), started, timeout_s)
             if until_consumed:
                 await wait_caught_up(
-                    bootstrap, settings.app_id, settings.topics.consumed(), timeout_s
+                    settings, settings.app_id, settings.topics.consumed(), timeout_s
                 )
         finally:
             await asyncio.to_thread(child.stop)
@@ -176,7 +175,7 @@ def run_id(settings: Settings) -> str:
 
 async def delete_namespace(settings: Settings) -> None:
     """Delete every topic of the run (inputs, outputs, faust's changelog and assignor)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
     await admin.start()
     try:
         mine = [t for t in await admin.list_topics() if run_id(settings) in t]
@@ -389,10 +388,10 @@ async def measure(
 ) -> RunResult:
     """One run: fresh namespace, pre-produce, start the contender, sample, stop it."""
     await create_topics(settings)
-    bootstrap, topic = settings.kafka_bootstrap_servers, settings.topics.purchases
-    produce_s = await produce_all(bootstrap, topic, records)
+    topic = settings.topics.purchases
+    produce_s = await produce_all(settings, topic, records)
     log_path = log_dir / f"{contender}-{round_no}-{run_id(settings)}.log"
-    async with GroupOffsets(bootstrap, settings.app_id, [topic]) as offsets:
+    async with GroupOffsets(settings, settings.app_id, [topic]) as offsets:
         started = time.monotonic()
         child = start_contender(contender, settings, log_path)
         try:
@@ -437,7 +436,7 @@ async def run_one(
 async def run_all(
     records: list[Record], args: argparse.Namespace, tmp: Path, report: Callable[[RunResult], None]
 ) -> list[RunResult]:
-    await wait_for_kafka(args.bootstrap)
+    await wait_for_kafka(Settings(kafka_bootstrap_servers=args.bootstrap))
     results = []
     for round_no in range(1, args.rounds + 1):
         for contender in CONTENDERS:

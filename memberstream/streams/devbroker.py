@@ -13,35 +13,59 @@ Layout under ``settings.home`` (default ``~/.cache/memberstream/broker``)::
     data/                             Kafka's log.dirs (meta.properties once formatted)
     logs/server.log                   broker stdout and stderr, appended
     broker.pid
+    tls/ca.pem                        secure mode: the local CA, for clients' ssl_cafile
+    tls/ca.p12, broker.p12, truststore.p12   the CA's key, the broker's keystore, truststore
+    secrets/<user>.password           secure mode: SCRAM passwords (admin, app users), 0600
+    secrets/tls-stores.password       the PKCS12 stores' password
 
-The broker is for development only: one node, replication factor 1, plaintext,
-bound to 127.0.0.1. Point memberstream at any other Kafka with
+The broker is for development only: one node, replication factor 1, bound to
+127.0.0.1. Plaintext by default; ``secure`` (``broker start --secure``) puts
+the client port behind TLS (a certificate from a local CA made with the JDK's
+keytool) and SASL/SCRAM (users made when storage is formatted), with Kafka's
+KRaft authorizer and ACLs. Point memberstream at any other Kafka with
 ``KAFKA_BOOTSTRAP_SERVERS``.
+
+Secure mode, listeners:
+
+- ``SASL_SSL://host:port``: clients, and the inter-broker listener (the broker
+  logs in as ``admin``);
+- ``CONTROLLER://host:controller_port``: PLAINTEXT on loopback, the KRaft
+  controller; its principal ``User:ANONYMOUS`` is a super user so the broker can
+  register with its own controller.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from memberstream.config import BrokerSettings
+from memberstream.streams.kafka_security import KafkaSecuritySettings
+
+if TYPE_CHECKING:
+    from memberstream.streams.kafka_io import Acl
 
 __all__ = [
     "READY_LINE",
     "BrokerError",
     "BrokerStatus",
     "DevBroker",
+    "SecureFiles",
     "log4j_properties",
     "pom_xml",
     "server_properties",
@@ -53,6 +77,15 @@ LOG_TAIL_LINES = 40
 # server.log is appended across starts; it is rotated once at start past this size.
 LOG_ROTATE_BYTES = 50 * 1024 * 1024
 _MARKER = ".memberstream-complete"
+# In data/: written once storage is formatted with SCRAM users (secure mode).
+_SCRAM_MARKER = ".memberstream-scram-users"
+
+ADMIN_USER = "admin"
+SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+CLIENT_MECHANISM = "SCRAM-SHA-512"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+KEYTOOL_TIMEOUT_S = 60
+CERT_VALIDITY_DAYS = 3650
 
 
 class BrokerError(RuntimeError):
@@ -76,6 +109,18 @@ class BrokerStatus:
     home: Path
     log_file: Path
     listening: bool = False
+    secure: bool = False
+
+
+@dataclass(frozen=True)
+class SecureFiles:
+    """What a secure ``server.properties`` points at: the broker's PKCS12 keystore and
+    truststore (one password for both) and the admin password it logs in with."""
+
+    keystore: Path
+    truststore: Path
+    store_password: str
+    admin_password: str
 
 
 # --- generated files (pure functions, unit-tested) ------------------------------------------
@@ -109,22 +154,30 @@ def pom_xml(settings: BrokerSettings) -> str:
 """
 
 
-def server_properties(settings: BrokerSettings, data_dir: Path) -> str:
+def server_properties(
+    settings: BrokerSettings, data_dir: Path, secure: SecureFiles | None = None
+) -> str:
     """``server.properties`` for a single-node KRaft broker+controller on ``settings.host``.
 
-    Auto topic creation stays on (Kafka's default) because faust creates its
-    internal topics that way; replication factors are 1 since there is one node.
+    Auto topic creation is off: memberstream creates its topics explicitly, and
+    Faust declares its internal ones (changelogs, the assignor's leader topic)
+    with CreateTopics. Replication factors are 1 since there is one node.
+    ``settings.secure`` needs ``secure`` (the stores and the admin password).
     """
     host, port, cport = settings.host, settings.port, settings.controller_port
+    if settings.secure and secure is None:
+        raise ValueError("a secure broker's server.properties needs its SecureFiles")
+    client = "SASL_SSL" if settings.secure else "PLAINTEXT"
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{host}:{cport}",
-        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "listeners": f"{client}://{host}:{port},CONTROLLER://{host}:{cport}",
+        "advertised.listeners": f"{client}://{host}:{port}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": client,
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{client}:{client}",
+        "auto.create.topics.enable": "false",
         "log.dirs": str(data_dir),
         "num.partitions": "1",
         "offsets.topic.replication.factor": "1",
@@ -135,9 +188,53 @@ def server_properties(settings: BrokerSettings, data_dir: Path) -> str:
         "log.cleaner.enable": "true",
         "log.segment.bytes": str(100 * 1024 * 1024),
     }
+    if settings.secure and secure is not None:
+        props.update(_secure_properties(secure))
     lines = ["# Generated by memberstream (memberstream/streams/devbroker.py); edits are lost."]
     lines += [f"{key}={value}" for key, value in props.items()]
     return "\n".join(lines) + "\n"
+
+
+def _secure_properties(secure: SecureFiles) -> dict[str, str]:
+    """TLS, SASL/SCRAM and the KRaft authorizer for the SASL_SSL listener."""
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{ADMIN_USER}" password="{secure.admin_password}";'
+    )
+    props = {
+        "sasl.enabled.mechanisms": ",".join(SCRAM_MECHANISMS),
+        "sasl.mechanism.inter.broker.protocol": CLIENT_MECHANISM,
+    }
+    for mechanism in SCRAM_MECHANISMS:
+        props[f"listener.name.sasl_ssl.{mechanism.lower()}.sasl.jaas.config"] = jaas
+    props.update(
+        {
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(secure.keystore),
+            "ssl.keystore.password": secure.store_password,
+            "ssl.key.password": secure.store_password,
+            "ssl.truststore.type": "PKCS12",
+            "ssl.truststore.location": str(secure.truststore),
+            "ssl.truststore.password": secure.store_password,
+            "ssl.client.auth": "none",
+            "ssl.endpoint.identification.algorithm": "https",
+            "authorizer.class.name": AUTHORIZER,
+            # ANONYMOUS: the broker's own principal on the PLAINTEXT controller listener.
+            "super.users": f"User:{ADMIN_USER};User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+    )
+    return props
+
+
+def scram_arguments(users: dict[str, str]) -> list[str]:
+    """``kafka-storage format`` arguments that create SCRAM credentials for ``users``
+    (name → password) under every enabled mechanism."""
+    args: list[str] = []
+    for name, password in users.items():
+        for mechanism in SCRAM_MECHANISMS:
+            args += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
+    return args
 
 
 def log4j_properties() -> str:
@@ -255,6 +352,40 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES, offset: int = 0) -> str:
     return "\n".join(_read_from(path, offset).splitlines()[-lines:]) or "(log is empty)"
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read (0600), replacing it atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    tmp.replace(path)
+
+
+def _run_coroutine(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run a coroutine to completion from sync code, also when this thread already
+    runs an event loop (an async test calling ``DevBroker.start``)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = asyncio.run(make())
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="devbroker-admin")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
 # --- the broker -------------------------------------------------------------------------------
 
 
@@ -286,11 +417,216 @@ class DevBroker:
         self.data_dir = self.home / "data"
         self.log_file = self.home / "logs" / "server.log"
         self.pid_file = self.home / "broker.pid"
+        self.tls_dir = self.home / "tls"
+        self.ca_file = self.tls_dir / "ca.pem"
+        self.ca_store = self.tls_dir / "ca.p12"
+        self.keystore_file = self.tls_dir / "broker.p12"
+        self.truststore_file = self.tls_dir / "truststore.p12"
+        self.secrets_dir = self.home / "secrets"
+        self.store_password_file = self.secrets_dir / "tls-stores.password"
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"{self.settings.host}:{self.settings.port}"
+
+    # -- secure mode: users, passwords, certificates -------------------------------------------
+
+    @property
+    def users(self) -> list[str]:
+        """The SCRAM users of a secure broker: the super user first, then the app users."""
+        return [ADMIN_USER, *(u for u in self.settings.app_users if u != ADMIN_USER)]
+
+    @property
+    def app_user(self) -> str:
+        """The user clients connect as by default: the first app user (else admin)."""
+        return self.users[1] if len(self.users) > 1 else ADMIN_USER
+
+    def password_file(self, user: str) -> Path:
+        return self.secrets_dir / f"{user}.password"
+
+    def _secret(self, path: Path) -> str:
+        """The password kept in ``path``; generated (and kept, 0600) the first time."""
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            value = ""
+        if not value:
+            value = secrets.token_urlsafe(24)  # [A-Za-z0-9_-]: safe in properties and JAAS
+            _write_private(path, value + "\n")
+        return value
+
+    def client_security(self, user: str | None = None) -> KafkaSecuritySettings:
+        """How a client connects to this broker as ``user`` (default: the first app user).
+
+        Plaintext for a plaintext broker; otherwise SASL_SSL with the user's password
+        file and the local CA. Call after ``start`` (the files must exist).
+        """
+        if not self.settings.secure:
+            return KafkaSecuritySettings()
+        return KafkaSecuritySettings(
+            security_protocol="SASL_SSL",
+            sasl_mechanism=CLIENT_MECHANISM,
+            sasl_username=user or self.app_user,
+            sasl_password_file=self.password_file(user or self.app_user),
+            ssl_cafile=self.ca_file,
+        )
+
+    def client_env(self, user: str | None = None) -> dict[str, str]:
+        """The environment variables that point memberstream at this broker as ``user``
+        (no password: it stays in the password file they name)."""
+        env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
+        if not self.settings.secure:
+            return env
+        security = self.client_security(user)
+        env.update(
+            {
+                "MEMBERSTREAM_KAFKA__SECURITY_PROTOCOL": security.security_protocol,
+                "MEMBERSTREAM_KAFKA__SASL_MECHANISM": security.sasl_mechanism,
+                "MEMBERSTREAM_KAFKA__SASL_USERNAME": str(security.sasl_username),
+                "MEMBERSTREAM_KAFKA__SASL_PASSWORD_FILE": str(security.sasl_password_file),
+                "MEMBERSTREAM_KAFKA__SSL_CAFILE": str(security.ssl_cafile),
+            }
+        )
+        return env
+
+    def _secure_files(self) -> SecureFiles:
+        return SecureFiles(
+            keystore=self.keystore_file,
+            truststore=self.truststore_file,
+            store_password=self._secret(self.store_password_file),
+            admin_password=self._secret(self.password_file(ADMIN_USER)),
+        )
+
+    def tls_complete(self) -> bool:
+        return all(f.is_file() for f in (self.ca_file, self.keystore_file, self.truststore_file))
+
+    def ensure_tls(self) -> None:
+        """Make the local CA, the broker's certificate (SAN: the host, 127.0.0.1 and
+        localhost), its PKCS12 keystore and truststore, and ``tls/ca.pem``; once.
+
+        Built in a scratch directory and moved into place, so an interrupted run is
+        redone whole. Passwords reach keytool through a file, never on its command line.
+        """
+        if self.tls_complete():
+            return
+        keytool = shutil.which("keytool")
+        if keytool is None:
+            raise BrokerError(
+                "keytool not found (it comes with the JDK): install Java 17+ "
+                "(apt-get install openjdk-17-jdk-headless)"
+            )
+        self._secret(self.store_password_file)
+        self.echo(f"making a local CA and a broker certificate with keytool in {self.tls_dir}")
+        work = self.home / "tls.tmp"
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        work.chmod(0o755)  # ca.pem is for anyone; the stores inside are 0600
+        pw = f"{self.store_password_file}"
+        names = ["ip:127.0.0.1", "dns:localhost"]
+        host = self.settings.host
+        if host not in ("127.0.0.1", "localhost"):
+            try:
+                socket.inet_aton(host)
+                names.insert(0, f"ip:{host}")
+            except OSError:
+                names.insert(0, f"dns:{host}")
+        san = "SAN=" + ",".join(names)
+        days = str(CERT_VALIDITY_DAYS)
+        ca_store, keystore = str(work / "ca.p12"), str(work / "broker.p12")
+        steps = [
+            ["-genkeypair", "-alias", "ca", "-keyalg", "RSA", "-keysize", "2048",
+             "-dname", "CN=memberstream dev CA", "-ext", "bc:c=ca:true",
+             "-ext", "KU:c=keyCertSign,cRLSign", "-validity", days,
+             "-keystore", ca_store, "-storetype", "PKCS12"],
+            ["-exportcert", "-rfc", "-alias", "ca", "-keystore", ca_store,
+             "-file", str(work / "ca.pem")],
+            ["-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048",
+             "-dname", "CN=localhost", "-ext", san, "-validity", days,
+             "-keystore", keystore, "-storetype", "PKCS12"],
+            ["-certreq", "-alias", "broker", "-keystore", keystore,
+             "-file", str(work / "broker.csr")],
+            ["-gencert", "-alias", "ca", "-keystore", ca_store, "-rfc",
+             "-infile", str(work / "broker.csr"), "-outfile", str(work / "broker.pem"),
+             "-ext", san, "-ext", "KU:c=digitalSignature,keyEncipherment",
+             "-ext", "EKU=serverAuth", "-validity", days],
+            ["-importcert", "-noprompt", "-alias", "ca", "-file", str(work / "ca.pem"),
+             "-keystore", keystore],
+            ["-importcert", "-noprompt", "-alias", "broker", "-file", str(work / "broker.pem"),
+             "-keystore", keystore],
+            ["-importcert", "-noprompt", "-alias", "ca", "-file", str(work / "ca.pem"),
+             "-keystore", str(work / "truststore.p12"), "-storetype", "PKCS12"],
+        ]  # fmt: skip
+        for step in steps:
+            password = ["-storepass:file", pw]
+            if step[0] == "-genkeypair":
+                password += ["-keypass:file", pw]
+            self._keytool([keytool, *step, *password])
+        for tmp in work.glob("*.p12"):
+            tmp.chmod(0o600)
+        (work / "ca.pem").chmod(0o644)
+        for name in ("broker.csr", "broker.pem"):
+            (work / name).unlink()
+        if self.tls_dir.exists():
+            shutil.rmtree(self.tls_dir)
+        work.replace(self.tls_dir)
+
+    def _keytool(self, cmd: list[str]) -> None:
+        try:
+            done = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=KEYTOOL_TIMEOUT_S,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BrokerError(f"keytool {cmd[1]} failed: {exc}") from exc
+        if done.returncode != 0:
+            raise BrokerError(
+                f"keytool {cmd[1]} failed (exit {done.returncode}); delete {self.tls_dir} "
+                f"and retry. Output:\n{(done.stdout + done.stderr).strip()}"
+            )
+
+    def set_acls(self, acls: list[Acl]) -> None:
+        """Create ACLs on this (secure, running) broker as the super user.
+
+        Allow and deny entries both (see ``kafka_io.Acl``); an ACL that exists already
+        is left as it is.
+        """
+        from memberstream.streams.kafka_io import KafkaConnection, create_acls
+
+        if not self.settings.secure:
+            raise BrokerError("ACLs need a secure broker (broker start --secure)")
+        admin = KafkaConnection(self.bootstrap, self.client_security(ADMIN_USER))
+        _run_coroutine(lambda: create_acls(admin, acls))
+
+    def grant_app_acls(self) -> None:
+        """The app users' ACLs (``settings.acl_topic_prefixes`` and ``acl_group_prefixes``)."""
+        from memberstream.streams.kafka_io import app_acls
+
+        acls: list[Acl] = []
+        for user in self.users[1:]:
+            acls += app_acls(
+                f"User:{user}", self.settings.acl_topic_prefixes, self.settings.acl_group_prefixes
+            )
+        if acls:
+            self.set_acls(acls)
+
+    def _connect_help(self) -> None:
+        """How to connect to a secure broker; passwords stay in their files."""
+        self.echo(
+            f"secured: SASL_SSL ({', '.join(SCRAM_MECHANISMS)}) on {self.bootstrap}, "
+            f"CA certificate {self.ca_file}"
+        )
+        self.echo(f"users: {', '.join(self.users)} (super user {ADMIN_USER}); passwords in "
+                  f"{self.secrets_dir}/<user>.password")  # fmt: skip
+        self.echo(f"connect as {self.app_user}:")
+        for key, value in self.client_env().items():
+            self.echo(f"  export {key}={value}")
 
     # -- jars --------------------------------------------------------------------------------
 
@@ -421,6 +757,7 @@ class DevBroker:
             home=self.home,
             log_file=self.log_file,
             listening=listening,
+            secure=self._config_is_secure() if running else self.settings.secure,
         )
 
     # -- start -------------------------------------------------------------------------------
@@ -434,6 +771,7 @@ class DevBroker:
         with _locked(self.home / ".lock"):
             current = self.status()
             if current.running and current.pid is not None:
+                self._check_running_mode()
                 if fresh:
                     self.echo("broker already running; --fresh ignored (stop it first)")
                 if not current.listening:
@@ -441,6 +779,8 @@ class DevBroker:
                     self._wait_ready(current.pid, log_offset=None)
                 else:
                     self.echo(f"broker already running (pid {current.pid})")
+                if self.settings.secure:
+                    self._connect_help()
                 return self.bootstrap
             self._check_ports()
             java = shutil.which("java")
@@ -452,19 +792,62 @@ class DevBroker:
             if fresh and self.data_dir.exists():
                 self.echo(f"--fresh: deleting {self.data_dir}")
                 shutil.rmtree(self.data_dir)
+            if self.settings.secure:
+                self.ensure_tls()
             self._write_config()
             if not (self.data_dir / "meta.properties").exists():
                 self._format_storage(java)
+            elif self.settings.secure:
+                self._check_scram_users()
             pid, offset = self._launch(java)
             try:
                 self._wait_ready(pid, log_offset=offset)
+                if self.settings.secure:
+                    self.grant_app_acls()
             except BaseException:
                 self._kill_after_failed_start(pid)
                 raise
             self.echo(
                 f"Kafka {self.settings.kafka_version} ready (pid {pid}), log: {self.log_file}"
             )
+            if self.settings.secure:
+                self._connect_help()
             return self.bootstrap
+
+    def _config_is_secure(self) -> bool:
+        """Whether the config last written here (the running broker's) is a secure one."""
+        try:
+            props = parse_properties(self.server_properties_file.read_text())
+        except OSError:
+            return self.settings.secure
+        return "sasl.enabled.mechanisms" in props
+
+    def _check_running_mode(self) -> None:
+        """A running broker from this home must be in the mode asked for."""
+        running_secure = self._config_is_secure()
+        if running_secure != self.settings.secure:
+            now = "secure (SASL_SSL)" if running_secure else "plaintext"
+            raise BrokerError(
+                f"a {now} broker is already running from {self.home}: stop it first, or run "
+                "the other one side by side with its own MEMBERSTREAM_BROKER__HOME, "
+                "MEMBERSTREAM_BROKER__PORT and MEMBERSTREAM_BROKER__CONTROLLER_PORT"
+            )
+
+    def _check_scram_users(self) -> None:
+        """SCRAM users are made when storage is formatted: data formatted without them
+        (a plaintext broker's) cannot serve a secure one."""
+        marker = self.data_dir / _SCRAM_MARKER
+        try:
+            have = set(marker.read_text().split())
+        except OSError:
+            have = set()
+        missing = [u for u in self.users if u not in have]
+        if missing:
+            raise BrokerError(
+                f"the data in {self.data_dir} was formatted without the SCRAM users "
+                f"{', '.join(missing)} (they are made at format time): start with --fresh "
+                "(deletes all topics) or use another MEMBERSTREAM_BROKER__HOME"
+            )
 
     def _check_ports(self) -> None:
         s = self.settings
@@ -482,7 +865,11 @@ class DevBroker:
     def _write_config(self) -> None:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.server_properties_file.write_text(server_properties(self.settings, self.data_dir))
+        if self.settings.secure:  # holds the admin and keystore passwords
+            text = server_properties(self.settings, self.data_dir, self._secure_files())
+            _write_private(self.server_properties_file, text)
+        else:
+            self.server_properties_file.write_text(server_properties(self.settings, self.data_dir))
         self.log4j_file.write_text(log4j_properties())
 
     def _java_base(self, java: str, *jvm_options: str) -> list[str]:
@@ -501,10 +888,17 @@ class DevBroker:
         cluster_id = uuid.splitlines()[-1].strip() if uuid else ""
         if not cluster_id:
             raise BrokerError("kafka.tools.StorageTool random-uuid printed no cluster id")
+        scram: list[str] = []
+        if self.settings.secure:
+            users = {user: self._secret(self.password_file(user)) for user in self.users}
+            scram = scram_arguments(users)
+            self.echo(f"creating SCRAM users {', '.join(users)}")
         self._java_tool(
             [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-             "-c", str(self.server_properties_file)]
+             "-c", str(self.server_properties_file), *scram]
         )  # fmt: skip
+        if self.settings.secure:
+            (self.data_dir / _SCRAM_MARKER).write_text("\n".join(self.users) + "\n")
 
     def _java_tool(self, cmd: list[str]) -> str:
         try:

@@ -37,7 +37,8 @@ def _docker_available() -> bool:
 async def _delete_test_topics(bootstrap: str) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    # the security settings (MEMBERSTREAM_KAFKA__*) come from the environment
+    admin = AIOKafkaAdminClient(**Settings(kafka_bootstrap_servers=bootstrap).kafka_client_kwargs())
     await admin.start()
     try:
         ours = [t for t in await admin.list_topics() if t.startswith(tuple(_CREATED))]
@@ -60,7 +61,7 @@ def kafka_bootstrap() -> Iterator[str]:
 def _kafka() -> Iterator[str]:
     env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if env:
-        asyncio.run(wait_for_kafka(env, 60))
+        asyncio.run(wait_for_kafka(Settings(kafka_bootstrap_servers=env), 60))
         yield env
         return
     if _docker_available():
@@ -73,7 +74,7 @@ def _kafka() -> Iterator[str]:
     from memberstream.streams.devbroker import DevBroker
 
     bootstrap = DevBroker(BrokerSettings()).start()
-    asyncio.run(wait_for_kafka(bootstrap, 60))
+    asyncio.run(wait_for_kafka(Settings(kafka_bootstrap_servers=bootstrap), 60))
     yield bootstrap
 
 

@@ -77,12 +77,12 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
-async def _records(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
-    return [(k, v) async for k, v, _, _ in iter_topic(bootstrap, topic, idle_timeout_s=2.0)]
+async def _records(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    return [(k, v) async for k, v, _, _ in iter_topic(settings, topic, idle_timeout_s=2.0)]
 
 
 def records(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None]]:
-    return asyncio.run(_records(settings.kafka_bootstrap_servers, topic))
+    return asyncio.run(_records(settings, topic))
 
 
 def json_lines(output: str) -> list[dict]:
@@ -190,7 +190,7 @@ def test_consume_non_json_value(namespace: Settings) -> None:
     raw = b"\xff\xfe not json"
     asyncio.run(
         produce_raw(
-            namespace.kafka_bootstrap_servers,
+            namespace,
             topic,
             [(b"m-raw", raw), (b"m-raw", b'{"ok": true}'), (None, b"plain text")],
         )
@@ -216,9 +216,9 @@ def test_consume_empty_topic_prints_nothing(namespace: Settings) -> None:
 
 
 async def _describe(
-    bootstrap: str, names: list[str], config: str = "cleanup.policy"
+    settings: Settings, names: list[str], config: str = "cleanup.policy"
 ) -> tuple[dict[str, str], dict[str, int]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
     await admin.start()
     try:
         resources = [ConfigResource(ConfigResourceType.TOPIC, n, {config: None}) for n in names]
@@ -256,17 +256,13 @@ def test_topics_create_is_idempotent_and_compacts_profiles(namespace: Settings) 
     assert run() == dict.fromkeys(everything, "created")
     assert run() == dict.fromkeys(everything, "exists")
 
-    policies, partitions = asyncio.run(
-        _describe(settings.kafka_bootstrap_servers, sorted(everything))
-    )
+    policies, partitions = asyncio.run(_describe(settings, sorted(everything)))
     assert policies[settings.topics.member_profiles] == "compact"
     for name in settings.topics.inputs():
         assert policies[name] == "delete"
     assert {n for n, p in policies.items() if "compact" in p} == settings.topics.compacted()
     assert partitions == dict.fromkeys(everything, 3)
-    retention, _ = asyncio.run(
-        _describe(settings.kafka_bootstrap_servers, [settings.topics.feedback], "retention.ms")
-    )
+    retention, _ = asyncio.run(_describe(settings, [settings.topics.feedback], "retention.ms"))
     assert retention == {settings.topics.feedback: "-1"}  # labels are kept for the learning loop
 
 
@@ -298,10 +294,12 @@ def test_schemas_export(tmp_path: Path) -> None:
 HELP = [
     ([], "real-time member intelligence on Kafka"),
     (["worker"], "Run a stream worker"),
+    (["worker"], "the worker checks that Kafka answers"),
     (["produce"], "Send events to their input topics"),
     (["consume"], "Print records of TOPIC"),
     (["topics"], "Manage memberstream's Kafka topics"),
     (["topics", "create"], "Create every topic (idempotent)"),
+    (["topics", "check"], "Check every topic the worker reads and writes"),
     (["schemas"], "Event and output schemas"),
     (["schemas", "export"], "Write JSON Schema files"),
     (["demo"], "Run the pipeline end to end and print a report"),
@@ -332,7 +330,7 @@ def test_group_help_lists_subcommands() -> None:
 
 
 async def _topics_with(bootstrap: str, fragment: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**Settings(kafka_bootstrap_servers=bootstrap).kafka_client_kwargs())
     await admin.start()
     try:
         return [t for t in await admin.list_topics() if fragment in t]

@@ -145,7 +145,7 @@ def test_a_shift_of_interest_moves_tiers_and_recommenders_read_latest_profiles(
 
     async def read() -> None:
         async for key, value, _, _ in iter_topic(
-            namespace.kafka_bootstrap_servers, namespace.topics.member_profiles, to_end=True
+            namespace, namespace.topics.member_profiles, to_end=True
         ):
             assert key is not None and value is not None
             profile = MemberProfile.model_validate_json(value)

@@ -62,7 +62,7 @@ def reviews(product: str, texts: list[tuple[int, str]], language: str) -> list[R
 
 def summaries(settings: Settings) -> list[dict]:
     topic = settings.topics.product_review_summaries
-    return asyncio.run(read_json(settings.kafka_bootstrap_servers, topic))
+    return asyncio.run(read_json(settings, topic))
 
 
 def test_reviews_in_give_faithful_summaries_out_and_a_replay_gives_the_same(
@@ -122,7 +122,7 @@ def test_bad_records_on_the_product_and_feedback_topics_go_to_the_dlq(
     produce(namespace, [*bad, *raw_records(namespace, events)])
     run_to_completion(namespace, tmp_path / "worker.log")
 
-    dlq = asyncio.run(read_json(namespace.kafka_bootstrap_servers, topics.dlq))
+    dlq = asyncio.run(read_json(namespace, topics.dlq))
     assert sorted((d["source_topic"], d["error_type"]) for d in dlq) == sorted(
         [
             (topics.feedback, "validation"),

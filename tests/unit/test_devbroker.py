@@ -16,9 +16,11 @@ from memberstream.streams.commands.broker import broker
 from memberstream.streams.devbroker import (
     BrokerError,
     DevBroker,
+    SecureFiles,
     log4j_properties,
     parse_properties,
     pom_xml,
+    scram_arguments,
     server_properties,
 )
 
@@ -52,8 +54,10 @@ def test_server_properties_kraft_single_node(tmp_path: Path) -> None:
     assert props["group.initial.rebalance.delay.ms"] == "0"
     assert props["log.cleaner.enable"] == "true"
     assert props["log.segment.bytes"] == "104857600"
-    # faust relies on auto topic creation: it must not be turned off.
-    assert props.get("auto.create.topics.enable", "true") == "true"
+    # memberstream and faust create every topic explicitly (CreateTopics).
+    assert props["auto.create.topics.enable"] == "false"
+    # plaintext: no TLS, SASL or authorizer
+    assert "sasl.enabled.mechanisms" not in props and "authorizer.class.name" not in props
 
 
 def test_pom_names_kafka_and_logging_binding() -> None:
@@ -244,3 +248,136 @@ def test_fetch_jars_failure_shows_maven_output(
         dev.fetch_jars()
     assert "Could not resolve dependencies" in str(raised.value)
     assert not dev.jars_complete()
+
+
+# --- secure mode ------------------------------------------------------------------------------
+
+
+def _secure_files(tmp_path: Path) -> SecureFiles:
+    return SecureFiles(
+        keystore=tmp_path / "tls" / "broker.p12",
+        truststore=tmp_path / "tls" / "truststore.p12",
+        store_password="store-pw",
+        admin_password="admin-pw",
+    )
+
+
+def test_server_properties_secure(tmp_path: Path) -> None:
+    s = BrokerSettings(home=tmp_path, port=29092, controller_port=29093, secure=True)
+    props = parse_properties(server_properties(s, tmp_path / "data", _secure_files(tmp_path)))
+
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:29092"
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["listener.security.protocol.map"] == "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512,SCRAM-SHA-256"
+    assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+    for mechanism in ("scram-sha-512", "scram-sha-256"):
+        jaas = props[f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config"]
+        assert jaas.startswith("org.apache.kafka.common.security.scram.ScramLoginModule required")
+        assert 'username="admin" password="admin-pw";' in jaas
+    assert props["ssl.keystore.type"] == props["ssl.truststore.type"] == "PKCS12"
+    assert props["ssl.keystore.location"] == str(tmp_path / "tls" / "broker.p12")
+    assert props["ssl.truststore.location"] == str(tmp_path / "tls" / "truststore.p12")
+    assert props["ssl.keystore.password"] == props["ssl.key.password"] == "store-pw"
+    assert props["ssl.client.auth"] == "none"
+    assert props["ssl.endpoint.identification.algorithm"] == "https"
+    assert props["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert props["super.users"] == "User:admin;User:ANONYMOUS"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["controller.listener.names"] == "CONTROLLER"
+
+
+def test_server_properties_secure_needs_its_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs its SecureFiles"):
+        server_properties(BrokerSettings(home=tmp_path, secure=True), tmp_path / "data")
+
+
+def test_scram_users_for_every_mechanism() -> None:
+    assert scram_arguments({"admin": "a1", "memberstream": "m1"}) == [
+        "--add-scram", "SCRAM-SHA-512=[name=admin,password=a1]",
+        "--add-scram", "SCRAM-SHA-256=[name=admin,password=a1]",
+        "--add-scram", "SCRAM-SHA-512=[name=memberstream,password=m1]",
+        "--add-scram", "SCRAM-SHA-256=[name=memberstream,password=m1]",
+    ]  # fmt: skip
+
+
+def test_secure_layout_users_and_client_settings(settings: BrokerSettings) -> None:
+    s = settings.model_copy(update={"secure": True, "app_users": ["memberstream", "reader"]})
+    dev = DevBroker(s, echo=lambda _: None)
+    assert dev.users == ["admin", "memberstream", "reader"]
+    assert dev.app_user == "memberstream"
+    assert dev.ca_file == dev.home / "tls" / "ca.pem"
+    assert dev.password_file("reader") == dev.home / "secrets" / "reader.password"
+
+    files = dev._secure_files()  # passwords generated once, kept owner-only
+    assert files.admin_password == dev._secure_files().admin_password
+    for path in (dev.password_file("admin"), dev.store_password_file):
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert dev.secrets_dir.stat().st_mode & 0o777 == 0o700
+
+    dev.password_file("memberstream").parent.mkdir(parents=True, exist_ok=True)
+    dev._secret(dev.password_file("memberstream"))
+    dev.ca_file.parent.mkdir(parents=True)
+    dev.ca_file.write_text("-----BEGIN CERTIFICATE-----\n")
+    security = dev.client_security()
+    assert security.security_protocol == "SASL_SSL"
+    assert security.sasl_username == "memberstream"
+    assert security.sasl_password_file == dev.password_file("memberstream")
+    assert security.ssl_cafile == dev.ca_file
+
+    env = dev.client_env("memberstream")
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == f"127.0.0.1:{s.port}"
+    assert env["MEMBERSTREAM_KAFKA__SASL_USERNAME"] == "memberstream"
+    password = dev.password_file("memberstream").read_text().strip()
+    assert password not in "".join(env.values())
+
+
+def test_plaintext_broker_client_settings(settings: BrokerSettings) -> None:
+    dev = DevBroker(settings, echo=lambda _: None)
+    assert dev.client_security().security_protocol == "PLAINTEXT"
+    assert dev.client_env() == {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{settings.port}"}
+    with pytest.raises(BrokerError, match="ACLs need a secure broker"):
+        dev.set_acls([])
+
+
+def test_secure_start_refuses_data_formatted_without_scram_users(
+    settings: BrokerSettings,
+) -> None:
+    dev = DevBroker(settings.model_copy(update={"secure": True}), echo=lambda _: None)
+    dev.data_dir.mkdir(parents=True)
+    (dev.data_dir / "meta.properties").write_text("cluster.id=x\n")
+    with pytest.raises(BrokerError, match="formatted without the SCRAM users") as raised:
+        dev._check_scram_users()
+    assert "--fresh" in str(raised.value)
+    (dev.data_dir / ".memberstream-scram-users").write_text("admin\nmemberstream\n")
+    dev._check_scram_users()
+
+
+def test_start_refuses_a_running_broker_of_the_other_mode(settings: BrokerSettings) -> None:
+    plain = DevBroker(settings, echo=lambda _: None)
+    plain._write_config()
+    secure = DevBroker(settings.model_copy(update={"secure": True}), echo=lambda _: None)
+    with pytest.raises(BrokerError, match="a plaintext broker is already running") as raised:
+        secure._check_running_mode()
+    assert "MEMBERSTREAM_BROKER__HOME" in str(raised.value)
+    plain._check_running_mode()
+
+
+def test_cli_start_secure_flag(settings: BrokerSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bool] = []
+
+    def fake_start(self: DevBroker, fresh: bool = False) -> str:
+        seen.append(self.settings.secure)
+        return self.bootstrap
+
+    monkeypatch.setattr(DevBroker, "start", fake_start)
+    monkeypatch.setenv("MEMBERSTREAM_BROKER__HOME", str(settings.home))
+    assert CliRunner().invoke(broker, ["start", "--secure"]).exit_code == 0
+    assert CliRunner().invoke(broker, ["start"]).exit_code == 0
+    monkeypatch.setenv("MEMBERSTREAM_BROKER__SECURE", "true")
+    assert CliRunner().invoke(broker, ["start"]).exit_code == 0
+    assert seen == [True, False, True]

@@ -16,12 +16,14 @@ T = TypeVar("T")
 EXIT_STOPPED = 3
 
 
-def _broker(ctx: click.Context) -> DevBroker:
+def _broker(ctx: click.Context, secure: bool = False) -> DevBroker:
     config: Path | None = ctx.obj.get("config") if ctx.obj else None
     try:
         settings: BrokerSettings = load_settings(config_file=config).broker
     except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
         raise click.ClickException(f"invalid settings: {exc}") from exc
+    if secure:
+        settings = settings.model_copy(update={"secure": True})
     return DevBroker(settings, echo=click.echo)
 
 
@@ -43,6 +45,13 @@ def _run(action: Callable[[], T]) -> T:
     Java 17+ and Maven 3.8+. Data, logs and config live under
     ~/.cache/memberstream/broker (settings: MEMBERSTREAM_BROKER__HOME,
     MEMBERSTREAM_BROKER__PORT, ...).
+
+    With --secure (or MEMBERSTREAM_BROKER__SECURE=true) the client port speaks
+    SASL_SSL: TLS with a certificate from a local CA (made with the JDK's
+    keytool), SCRAM users admin and memberstream (passwords generated into
+    <home>/secrets/, mode 0600), and Kafka's KRaft authorizer with ACLs. Run it
+    beside the plaintext one with its own MEMBERSTREAM_BROKER__HOME, __PORT and
+    __CONTROLLER_PORT.
 
     This broker is for development only. To use any other Kafka, leave it
     stopped and set KAFKA_BOOTSTRAP_SERVERS=host:port.
@@ -66,13 +75,19 @@ def broker(ctx: click.Context, config: Path | None) -> None:
 
     Fetches the jars on first use and formats storage on first start. Does
     nothing if the broker is already running. The last line printed is the
-    bootstrap address (host:port).
+    bootstrap address (host:port). A secure broker also prints the environment
+    variables that connect memberstream to it (passwords stay in their files).
     """,
 )
 @click.option("--fresh", is_flag=True, help="Delete all topics and data before starting.")
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="TLS + SASL/SCRAM + ACLs (same as MEMBERSTREAM_BROKER__SECURE=true).",
+)
 @click.pass_context
-def start(ctx: click.Context, fresh: bool) -> None:
-    dev = _broker(ctx)
+def start(ctx: click.Context, fresh: bool, secure: bool) -> None:
+    dev = _broker(ctx, secure)
     bootstrap = _run(lambda: dev.start(fresh=fresh))
     click.echo(bootstrap)
 
@@ -115,6 +130,7 @@ def status(ctx: click.Context) -> None:
     click.echo(f"broker:    {state}")
     click.echo(f"pid:       {st.pid if st.pid is not None else '-'}")
     click.echo(f"bootstrap: {st.bootstrap}")
+    click.echo(f"security:  {'SASL_SSL (SCRAM, TLS, ACLs)' if st.secure else 'PLAINTEXT'}")
     click.echo(f"home:      {st.home}")
     click.echo(f"log file:  {st.log_file}")
     if not st.running:

@@ -4,24 +4,35 @@ Precedence, highest first: keyword arguments, environment variables
 (``MEMBERSTREAM_`` prefix, nested fields with ``__``; the bootstrap servers also
 as bare ``KAFKA_BOOTSTRAP_SERVERS``, which wins over the prefixed name), a TOML
 file named by ``--config`` or ``MEMBERSTREAM_CONFIG``, then the defaults below.
+
+An unknown or misspelled setting is refused wherever it comes from (a
+``MEMBERSTREAM_*`` variable, a key in any section of the file, a keyword), with
+the closest valid name; :func:`config_error` turns a validation error into one
+line per setting that names where the value came from (env var or file).
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import os
+import tomllib
+import types
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import (
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,10 +40,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from memberstream.errors import ConfigError
 from memberstream.models.anomaly.settings import AnomalySettings
 from memberstream.models.encoder import EncoderSettings
 from memberstream.models.interest import InterestSettings
 from memberstream.models.review_buffer import SummarySettings
+from memberstream.streams.dead_letters import DeadLetterSettings
 from memberstream.streams.kafka_security import KafkaSecuritySettings
 
 CONFIG_ENV = "MEMBERSTREAM_CONFIG"
@@ -40,6 +53,8 @@ CONFIG_ENV = "MEMBERSTREAM_CONFIG"
 
 class TopicNames(BaseModel):
     """Kafka topic names. Defaults follow the design document."""
+
+    model_config = ConfigDict(extra="forbid")
 
     clicks: str = "events.clicks"
     purchases: str = "events.purchases"
@@ -79,6 +94,8 @@ class TopicNames(BaseModel):
 class TierRule(BaseModel):
     """A membership tier and what it takes to hold it over the trailing window."""
 
+    model_config = ConfigDict(extra="forbid")
+
     name: str
     min_monetary: float = Field(ge=0, description="net spend in the window, in currency units")
     min_frequency: int = Field(ge=0, description="paid orders in the window")
@@ -95,6 +112,8 @@ def _default_tiers() -> list[TierRule]:
 
 class MembershipSettings(BaseModel):
     """RFM window and tier thresholds (see ``memberstream.models.membership``)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     window_days: float = Field(365.0, gt=0)
     grace_days: float = Field(30.0, ge=0)
@@ -124,9 +143,17 @@ class MembershipSettings(BaseModel):
 class BatchSettings(BaseModel):
     """Micro-batching of each input stream (``stream.take_events``)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     max_batch: int = Field(500, gt=0)
     max_wait_s: float = Field(0.05, gt=0)
     commit_interval_s: float = Field(2.8, gt=0, description="how often offsets are committed")
+    send_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="a batch's outputs not acknowledged by the broker within this time fail "
+        "the batch: the worker exits (without committing it) instead of stalling",
+    )
 
 
 class InferenceSettings(BaseModel):
@@ -161,6 +188,25 @@ class BrokerSettings(BaseModel):
     controller_port: int = 9093
     heap: str = "768m"
     start_timeout_s: float = 90.0
+    secure: bool = Field(
+        False,
+        description="TLS + SASL/SCRAM + ACLs on the client port (certificates, users and "
+        "passwords generated under home); plaintext when false",
+    )
+    app_users: list[str] = Field(
+        default_factory=lambda: ["memberstream"],
+        description="secure mode: SCRAM users made at storage format time besides the super "
+        "user admin, each granted the app's ACLs (topic and group prefixes)",
+    )
+    acl_topic_prefixes: list[str] = Field(
+        default_factory=lambda: ["events.", "labels.", "member.", "product.", "memberstream"],
+        description="secure mode: topic name prefixes the app users may read, write, "
+        "create and describe",
+    )
+    acl_group_prefixes: list[str] = Field(
+        default_factory=lambda: ["memberstream"],
+        description="secure mode: consumer group prefixes the app users may join",
+    )
 
 
 class Settings(BaseSettings):
@@ -188,6 +234,12 @@ class Settings(BaseSettings):
     app_id: str = "memberstream"
     partitions: int = Field(4, gt=0)
     replication_factor: int = Field(1, gt=0)
+    startup_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="how long commands and the worker wait for Kafka to answer at start "
+        "before giving up with a clear error",
+    )
     session_timeout_s: float = Field(
         30.0, ge=6, description="consumer session timeout: how soon a dead worker's partitions move"
     )
@@ -202,10 +254,11 @@ class Settings(BaseSettings):
     dedupe_ids_per_member: int = Field(
         512, gt=0, description="recent event ids kept per member to drop duplicates"
     )
-    outbox_per_member: int = Field(
-        16, gt=0, description="recent outputs kept per member so a replayed event re-emits them"
+    shutdown_timeout_s: float = Field(
+        30.0, gt=0, description="after SIGTERM, the worker exits within this time whatever hangs"
     )
     topics: TopicNames = Field(default_factory=TopicNames)
+    dead_letters: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     membership: MembershipSettings = Field(default_factory=MembershipSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
@@ -214,11 +267,25 @@ class Settings(BaseSettings):
     summary: SummarySettings = Field(default_factory=SummarySettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
 
-    @model_validator(mode="after")
-    def _store_known(self) -> Settings:
-        if not self.store.startswith(("rocksdb://", "memory://")):
-            raise ValueError(f"store must be rocksdb:// or memory://, got {self.store!r}")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_settings(cls, data: Any) -> Any:
+        """Refuse a key no section has (a typo in the file, a stray keyword), naming it."""
+        unknown = unknown_settings(cls, data)
+        if unknown:
+            raise PydanticCustomError(
+                "unknown_setting",
+                "{message}",
+                {"message": "; ".join(_unknown_text(n, c) for n, c in unknown), "names": unknown},
+            )
+        return data
+
+    @field_validator("store")
+    @classmethod
+    def _store_known(cls, store: str) -> str:
+        if not store.startswith(("rocksdb://", "memory://")):
+            raise ValueError(f"store must be rocksdb:// or memory://, got {store!r}")
+        return store
 
     @classmethod
     def settings_customise_sources(
@@ -229,6 +296,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        check_env()  # pydantic-settings would silently ignore a misspelled variable
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = _config_file.get() or os.environ.get(CONFIG_ENV)
         if path:
@@ -259,3 +327,202 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         return Settings(**overrides)
     finally:
         _config_file.reset(token)
+
+
+# --- unknown and invalid settings ------------------------------------------------------------
+
+ENV_PREFIX = "MEMBERSTREAM_"
+#: MEMBERSTREAM_* variables that are not settings: the config file, tracebacks on errors
+#: (the CLI), injected faults for crash tests (``memberstream.streams.failpoints``).
+NOT_SETTINGS_ENV = frozenset({CONFIG_ENV, "MEMBERSTREAM_DEBUG", "MEMBERSTREAM_FAILPOINTS"})
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings section a field holds (``X`` or ``X | None``), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        found = [m for a in get_args(annotation) if (m := _section_model(a)) is not None]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+def _item_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of a ``list[X]`` field's items (e.g. membership tiers), else None."""
+    if get_origin(annotation) in (list, tuple, set, frozenset):
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        return _section_model(args[0]) if len(args) == 1 else None
+    return None
+
+
+def _accepted_keys(model: type[BaseModel]) -> dict[str, str]:
+    """Every key ``model`` accepts (field names and aliases) → field name."""
+    keys: dict[str, str] = {}
+    for name, field in model.model_fields.items():
+        keys[name] = name
+        for alias in (field.alias, field.validation_alias):
+            if isinstance(alias, str):
+                keys[alias] = name
+            elif isinstance(alias, AliasChoices):
+                keys.update({c: name for c in alias.choices if isinstance(c, str)})
+    return keys
+
+
+def unknown_settings(
+    model: type[BaseModel], data: Any, path: tuple[str, ...] = ()
+) -> list[tuple[str, str | None]]:
+    """(dotted name, closest valid name or None) of each key in ``data``, at any depth,
+    that ``model`` and its sections have no field for."""
+    if not isinstance(data, Mapping):
+        return []
+    accepted = _accepted_keys(model)
+    found: list[tuple[str, str | None]] = []
+    for key, value in data.items():
+        if not isinstance(key, str):
+            continue
+        if key not in accepted:
+            close = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.6)
+            found.append((".".join((*path, key)), ".".join((*path, close[0])) if close else None))
+            continue
+        annotation = model.model_fields[accepted[key]].annotation
+        if (section := _section_model(annotation)) is not None:
+            found += unknown_settings(section, value, (*path, key))
+        elif (item := _item_model(annotation)) is not None and isinstance(value, list | tuple):
+            for i, element in enumerate(value):
+                found += unknown_settings(item, element, (*path, key, str(i)))
+    return found
+
+
+def _unknown_text(name: str, close: str | None, where: str = "") -> str:
+    return f"unknown setting {name}{where}" + (f"; did you mean {close}?" if close else "")
+
+
+def _one_or_list(lines: list[str]) -> str:
+    if len(lines) == 1:
+        return lines[0]
+    return f"{len(lines)} settings are wrong:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def setting_env_names(model: type[BaseModel] | None = None, prefix: str = ENV_PREFIX) -> list[str]:
+    """Every environment variable that names a setting or a whole section (JSON)."""
+    names: list[str] = []
+    for name, field in (model or Settings).model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        names.append(env)
+        if (section := _section_model(field.annotation)) is not None:
+            names += setting_env_names(section, f"{env}__")
+    return names
+
+
+def _closest_env(name: str, valid: list[str]) -> str | None:
+    """The valid variable most like ``name``, preferring its own section."""
+    rest = name.upper().removeprefix(ENV_PREFIX)
+    section = rest.split("__")[0]
+    stems = [v.removeprefix(ENV_PREFIX) for v in valid]
+    same = [s for s in stems if s.startswith(f"{section}__")]
+    for pool in (same, stems):
+        close = difflib.get_close_matches(rest, pool, n=1, cutoff=0.6)
+        if close:
+            return ENV_PREFIX + close[0]
+    return None
+
+
+def check_env(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a ``MEMBERSTREAM_*`` variable that names no setting (pydantic-settings would
+    ignore it), naming it and the closest valid name."""
+    environ = os.environ if environ is None else environ
+    valid = setting_env_names()
+    known = set(valid) | NOT_SETTINGS_ENV
+    unknown = sorted(
+        k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known
+    )
+    if not unknown:
+        return
+    lines = [_unknown_text(name, _closest_env(name, valid), " (env var)") for name in unknown]
+    raise ConfigError(
+        _one_or_list(lines),
+        hint="rename or unset it; nested settings take a double underscore "
+        "(MEMBERSTREAM_BATCH__MAX_BATCH=100), a whole section may be JSON "
+        '(MEMBERSTREAM_TOPICS=\'{"clicks": "my.clicks"}\')',
+    )
+
+
+def _env_source(loc: tuple[str, ...], environ: Mapping[str, str]) -> str | None:
+    """The environment variable that set the setting at ``loc`` (or its whole section)."""
+    upper = {k.upper(): k for k in environ}
+    if loc and loc[0] == "kafka_bootstrap_servers" and "KAFKA_BOOTSTRAP_SERVERS" in upper:
+        return upper["KAFKA_BOOTSTRAP_SERVERS"]
+    for depth in range(len(loc), 0, -1):
+        name = ENV_PREFIX + "__".join(loc[:depth]).upper()
+        if name in upper:
+            return upper[name]
+    if loc:  # an error about a whole section: the variables that set its fields
+        section = ENV_PREFIX + "__".join(loc).upper() + "__"
+        inside = sorted(upper[k] for k in upper if k.startswith(section))
+        if inside:
+            return ", ".join(inside)
+    return None
+
+
+def _in_file(loc: tuple[str, ...], data: Any) -> bool:
+    for part in loc:
+        if isinstance(data, Mapping) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return False
+    return True
+
+
+def _shown_input(loc: tuple[str, ...], value: Any) -> str:
+    secret = any(w in part for part in loc for w in ("password", "secret", "token", "key"))
+    if secret or not isinstance(value, str | int | float | bool) or len(str(value)) > 80:
+        return ""
+    return f" (got {value!r})"
+
+
+def config_error(
+    exc: ValidationError,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ConfigError:
+    """One line per bad setting, naming it and where it came from (env var, file)."""
+    environ = os.environ if environ is None else environ
+    path = config_file or environ.get(CONFIG_ENV)
+    file_data: Any = {}
+    if path:
+        try:
+            file_data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            file_data = {}
+    lines: list[str] = []
+    sources: list[str] = []
+
+    def source(loc: tuple[str, ...]) -> str:
+        env = _env_source(loc, environ)
+        if env is not None:
+            where = f"env var {env}"
+        elif path and _in_file(loc, file_data):
+            where = f"config file {path}"
+        else:
+            return ""
+        sources.append(where)
+        return f" (from {where})"
+
+    for err in exc.errors():
+        if err["type"] == "unknown_setting":
+            for name, close in err["ctx"]["names"]:
+                lines.append(_unknown_text(name, close, source(tuple(name.split(".")))))
+            continue
+        loc = tuple(str(p) for p in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        shown = _shown_input(loc, err.get("input"))
+        if shown and repr(err.get("input")) in message:
+            shown = ""
+        lines.append(
+            f"invalid setting {'.'.join(loc) or '(settings)'}{source(loc)}: {message}{shown}"
+        )
+    where = sorted(set(sources))
+    hint = f"fix or remove it in the {' and the '.join(where)}" if where else ConfigError.hint
+    return ConfigError(_one_or_list(lines), hint=hint)

@@ -13,7 +13,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from memberstream.schemas.events import EVENT_TYPES, Envelope
-from memberstream.schemas.types import MAX_RECORD_BYTES
+from memberstream.schemas.types import MAX_RECORD_BYTES, MAX_TOP_LEVEL_FIELDS
 
 E = TypeVar("E", bound=Envelope)
 
@@ -52,6 +52,11 @@ def decode_event(raw: bytes | None, event_type: type[E]) -> E | DecodeFailure:
         return DecodeFailure("decode", f"invalid JSON: {exc}")
     if not isinstance(data, dict):
         return DecodeFailure("decode", f"expected a JSON object, got {type(data).__name__}")
+    if len(data) > MAX_TOP_LEVEL_FIELDS:
+        return DecodeFailure(
+            "validation",
+            f"record has {len(data)} fields; an event has at most {MAX_TOP_LEVEL_FIELDS}",
+        )
     declared = data.get("type")
     # isinstance first: an unhashable "type" (a list, an object) must not raise here
     known = EVENT_TYPES.get(declared) if isinstance(declared, str) else None

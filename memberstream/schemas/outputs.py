@@ -213,8 +213,17 @@ class DeadLetter(Output):
     partition: int
     offset: int
     timestamp_ms: int | None = Field(description="the Kafka record timestamp")
-    key_b64: str | None
-    value_b64: str | None
+    key_b64: str | None = Field(description="the record's key, base64; cut when key_truncated")
+    key_truncated: bool = False
+    key_length: int | None = Field(None, description="the whole key's length in bytes")
+    value_b64: str | None = Field(
+        description="the record's value, base64; only its first bytes when value_truncated"
+    )
+    value_truncated: bool = Field(
+        False, description="the value was cut to the DLQ's cap: fetch the original by offset"
+    )
+    value_length: int | None = Field(None, description="the whole value's length in bytes")
+    value_sha256: str | None = Field(None, description="sha256 (hex) of the whole value")
     error_type: Literal["decode", "validation", "processing"]
     reason: str
     errors: list[dict[str, str]] = Field(

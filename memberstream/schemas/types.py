@@ -19,6 +19,8 @@ MAX_TEXT_CHARS = 5000
 MAX_QUERY_CHARS = 500
 MAX_LINE_ITEMS = 200
 MAX_RECORD_BYTES = 64 * 1024
+MAX_TOP_LEVEL_FIELDS = 64
+"""An event has about a dozen fields; thousands of unknown ones are not an event."""
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 

@@ -16,7 +16,8 @@ from typing import Any
 import faust
 from faust.types import StreamT, TableT, TopicT
 
-from memberstream.config import Settings, TopicNames
+from memberstream.config import Settings
+from memberstream.errors import EX_SOFTWARE
 from memberstream.schemas.events import (
     ClickEvent,
     Envelope,
@@ -28,7 +29,8 @@ from memberstream.streams.commit_watchdog import CommitWatchdog
 from memberstream.streams.inference import InferenceStage, load_taxonomy, stage_from_settings
 from memberstream.streams.ingest import BatchStats, IngestBatcher, held_acks
 from memberstream.streams.member_processor import MemberProcessor
-from memberstream.streams.outputs import OutputSink
+from memberstream.streams.offset_guard import OffsetGuard
+from memberstream.streams.outputs import OutputNotDelivered, OutputSink
 from memberstream.streams.product_ingest import ProductBatcher, ProductBatchStats
 from memberstream.streams.product_processor import ProductProcessor
 from memberstream.streams.summaries import build_summarizer
@@ -83,7 +85,7 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
 
 
-SinkFactory = Callable[[faust.App, TopicNames], OutputSink]
+SinkFactory = Callable[[faust.App, Settings], OutputSink]
 
 
 def make_faust_app(settings: Settings) -> faust.App:
@@ -92,6 +94,7 @@ def make_faust_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=broker_urls(settings.kafka_bootstrap_servers),
+        broker_credentials=settings.kafka.faust_credentials(),
         store=settings.store,
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
@@ -184,38 +187,61 @@ def build_app(
     }
     inputs = raw_inputs(app, settings)
     members = _bytes_table(
-        app, settings, "members", "per-member state: RFM window, tier, recent event ids, outbox"
+        app,
+        settings,
+        "members",
+        "per-member state: RFM window, tier, recent event ids, applied offsets",
     )
     products = _bytes_table(
-        app, settings, "products", "per-product state: review windows, recent flags, outbox"
+        app,
+        settings,
+        "products",
+        "per-product state: review windows, recent flags, applied offsets",
     )
     progress = Progress()
     app.memberstream_progress = progress  # type: ignore[attr-defined]
     batch = settings.batch
 
+    guards: list[OffsetGuard] = []
+
     async def run_batches(
         stream: StreamT, process: Callable[[Any], Awaitable[Any]], done: Callable[[Any], None]
     ) -> None:
+        guard = OffsetGuard(app.consumer)
+        guards.append(guard)
         async for events in stream.take_events(batch.max_batch, within=batch.max_wait_s):
             try:
                 progress.busy += 1
-                with held_acks(events):
-                    done(await process(events))
+                admitted = await guard.admit(events)
+                if admitted:
+                    with held_acks(admitted):
+                        done(await process(admitted))
                 progress.busy -= 1
+            except OutputNotDelivered as exc:
+                # The broker did not take the batch's outputs (down too long, topic gone,
+                # not authorized). Nothing of the batch is committed or written to state;
+                # a restarted worker processes it again (at-least-once).
+                log.critical("batch failed, exiting without committing it: %s (%s)", exc, exc.hint)
+                logging.shutdown()
+                os._exit(exc.exit_code)
             except Exception:
-                # Bad records never get here (they go to the DLQ); this is the broker or
-                # the process failing. Exit at once: nothing of this batch is committed,
-                # and a restarted worker processes it again (at-least-once).
+                # Bad records never get here (they go to the DLQ); this is a bug or the
+                # process failing. Exit at once, as above.
                 log.critical("batch failed; exiting without committing it", exc_info=True)
                 logging.shutdown()
-                os._exit(70)
+                os._exit(EX_SOFTWARE)
+
+    @app.on_partitions_assigned.connect
+    async def check_offsets_again(sender: Any, assigned: Any, **_: Any) -> None:
+        for guard in guards:  # the next records are checked against committed offsets
+            guard.forget()
 
     @app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: StreamT) -> None:
         batcher = IngestBatcher(
             members,
             MemberProcessor(settings, taxonomy, model_version, learned_version),
-            sink_factory(app, topics),
+            sink_factory(app, settings),
             event_types,
             stage,
         )
@@ -226,7 +252,7 @@ def build_app(
         batcher = ProductBatcher(
             products,
             ProductProcessor(settings),
-            sink_factory(app, topics),
+            sink_factory(app, settings),
             stage,
             build_summarizer(settings, stage),
         )

@@ -3,41 +3,84 @@
 Every command reads the same settings (env vars with the ``MEMBERSTREAM_``
 prefix, ``KAFKA_BOOTSTRAP_SERVERS``, and an optional TOML file given with
 ``--config`` or ``MEMBERSTREAM_CONFIG``).
+
+Expected failures (bad settings, Kafka down, missing topics, a missing model)
+print ``error: ...`` and ``hint: ...`` on stderr and exit with the code listed
+in :mod:`memberstream.errors`, without a traceback unless ``--debug`` (or
+``MEMBERSTREAM_DEBUG=1``). Anything else is a bug: its traceback is printed
+and the exit status is 70.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import orjson
 
+from memberstream import __version__
+from memberstream.errors import EX_SOFTWARE, TopicsNotReady
 from memberstream.schemas.events import Envelope
 from memberstream.streams.commands.broker import broker
-from memberstream.streams.commands.context import settings_from
+from memberstream.streams.commands.context import DEBUG_ENV, MemberstreamGroup, settings_from
 from memberstream.streams.commands.demo import demo
 from memberstream.streams.commands.models import models
 from memberstream.streams.kafka_io import (
-    KafkaUnavailable,
     create_topics,
     iter_topic,
     produce_events,
 )
+from memberstream.streams.topic_check import (
+    check_topics,
+    preflight,
+    run,
+    topic_exists,
+    wait_for_broker,
+)
+
+LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _quiet_kafka_logs(debug: bool) -> None:
+    """Without --debug, aiokafka's connection errors stay off the terminal (the command's
+    own error says what went wrong); once a worker configures logging they show there."""
+    logger = logging.getLogger("aiokafka")
+    quiet = [h for h in logger.handlers if isinstance(h, logging.NullHandler)]
+    if debug:
+        for handler in quiet:
+            logger.removeHandler(handler)
+    elif not quiet:
+        logger.addHandler(logging.NullHandler())
+
+
+def _on_wait(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group(cls=MemberstreamGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, "--version", prog_name="memberstream", message="%(prog)s %(version)s"
+)
 @click.option(
     "--config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     envvar="MEMBERSTREAM_CONFIG",
     help="TOML settings file; env vars override it.",
 )
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar=DEBUG_ENV,
+    help="Show the traceback of an error (also MEMBERSTREAM_DEBUG=1).",
+)
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None) -> None:
+def cli(ctx: click.Context, config: Path | None, debug: bool) -> None:
     """memberstream: real-time member intelligence on Kafka.
 
     Consumes click, purchase and review events, keeps per-member state, and
@@ -46,11 +89,18 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     Kafka: KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092). For a local
     broker, run `memberstream broker start`.
     """
-    ctx.obj = {"config": config}
+    ctx.obj = {"config": config, "debug": debug}
+    _quiet_kafka_logs(debug)
 
 
 @cli.command()
-@click.option("--log-level", default="info", show_default=True, help="faust/worker log level")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="faust/worker log level",
+)
 @click.pass_context
 def worker(ctx: click.Context, log_level: str) -> None:
     """Run a stream worker (consume inputs, update state, produce outputs).
@@ -58,29 +108,24 @@ def worker(ctx: click.Context, log_level: str) -> None:
     Scale out by starting more workers with the same settings: partitions
     are shared among them. Stop with Ctrl-C or SIGTERM; offsets of processed
     records are committed on the way out.
-    """
-    import faust
 
+    Before it starts, the worker checks that Kafka answers (within
+    startup_timeout_s) and that every topic it reads and writes exists with
+    the configured partitions and cleanup policy; it never relies on the
+    broker creating topics (`memberstream topics create` does).
+    """
     from memberstream.streams.app import build_app
+    from memberstream.streams.worker_runtime import MemberstreamWorker
 
     settings = settings_from(ctx)
+    run(preflight(settings, on_wait=_on_wait))  # a refusal is just its error and hint
     click.echo(
         f"memberstream worker settings: {orjson.dumps(settings.describe()).decode()}", err=True
     )
-    from memberstream.models.encoder import EncoderError
-
-    try:
-        app = build_app(settings)
-    except EncoderError as exc:
-        raise click.ClickException(
-            f"{exc}\nExport the default model with `memberstream models export`, point "
-            "MEMBERSTREAM_INFERENCE__ENCODER__MODEL_DIR at an exported model, or run without "
-            "a text model with MEMBERSTREAM_INFERENCE__ENABLED=false."
-        ) from None
-    worker = faust.Worker(app, loglevel=log_level)
-    # Faust's terminal spinner sets the root logger to DEBUG, so every per-message
-    # debug call in faust and aiokafka builds a log record (about 10% of CPU).
-    worker.spinner = None
+    app = build_app(settings)  # an EncoderError becomes a ModelError with its hint
+    worker = MemberstreamWorker(
+        app, loglevel=log_level, shutdown_timeout_s=settings.shutdown_timeout_s
+    )
     worker.execute_from_commandline()
 
 
@@ -94,12 +139,27 @@ def topics() -> None:
 def topics_create(ctx: click.Context) -> None:
     """Create every topic (idempotent); compacted topics get cleanup.policy=compact."""
     settings = settings_from(ctx)
-    try:
-        result = asyncio.run(create_topics(settings))
-    except KafkaUnavailable as exc:
-        raise click.ClickException(str(exc)) from exc
+    run(wait_for_broker(settings, on_wait=_on_wait))
+    result = asyncio.run(create_topics(settings))
     for name, status in result.items():
         click.echo(f"{status:8} {name} ({settings.partitions} partitions)")
+
+
+@topics.command("check")
+@click.pass_context
+def topics_check(ctx: click.Context) -> None:
+    """Check every topic the worker reads and writes: it exists, with the configured
+    partitions and cleanup policy (what the worker checks before it starts).
+
+    Prints one line per topic; exits 0 when all are fine, 79 otherwise.
+    """
+    settings = settings_from(ctx)
+    run(wait_for_broker(settings, on_wait=_on_wait))
+    report = run(check_topics(settings))
+    for line in report.lines():
+        click.echo(line)
+    if not report.ok:
+        raise report.error(listed=True)
 
 
 @cli.group()
@@ -184,10 +244,8 @@ def produce(
     def progress(n: int) -> None:
         click.echo(f"  sent {n:,} events", err=True)
 
-    try:
-        report = asyncio.run(produce_events(settings, events, rate=rate, progress=progress))
-    except KafkaUnavailable as exc:
-        raise click.ClickException(str(exc)) from exc
+    run(wait_for_broker(settings, on_wait=_on_wait))
+    report = asyncio.run(produce_events(settings, events, rate=rate, progress=progress))
     click.echo(f"sent {report.sent:,} events in {report.seconds:.1f}s ({report.rate:,.0f}/s)")
 
 
@@ -212,16 +270,20 @@ def consume(
     {"key": ..., "value_b64": ...}. Reads without a consumer group.
     """
     settings = settings_from(ctx)
-
-    async def run() -> None:
-        records = iter_topic(
-            settings.kafka_bootstrap_servers, topic, from_beginning, timeout, limit
+    run(wait_for_broker(settings, on_wait=_on_wait))
+    if not run(topic_exists(settings, topic)):
+        raise TopicsNotReady(
+            f"topic {topic} does not exist on Kafka at {settings.kafka_bootstrap_servers}",
+            hint="check the name; `memberstream topics check` lists memberstream's topics",
         )
+
+    async def read() -> None:
+        records = iter_topic(settings, topic, from_beginning, timeout, limit)
         async for key, value, _, _ in records:
             sys.stdout.buffer.write(_printable(key, value) + b"\n")
         sys.stdout.flush()
 
-    asyncio.run(run())
+    asyncio.run(read())
 
 
 def _printable(key: bytes | None, value: bytes | None) -> bytes:
@@ -247,4 +309,15 @@ cli.add_command(models)
 
 
 def main() -> None:
-    cli(prog_name="memberstream")
+    """Entry point: click handles usage errors and expected failures (see
+    :class:`MemberstreamGroup`); anything else is a bug, shown with its traceback."""
+    try:
+        cli.main(prog_name="memberstream")
+    except Exception:
+        traceback.print_exc()
+        print(
+            "error: unexpected failure: this is a bug in memberstream; please report it "
+            "with the traceback above",
+            file=sys.stderr,
+        )
+        sys.exit(EX_SOFTWARE)

@@ -13,8 +13,10 @@ partition back to its committed offset. A partition the group never committed
 (e.g. ``labels.feedback``, empty until an analyst writes) can be left unread
 the same way after a restart; when the broker holds records there, the
 watchdog seeks it to the start and resumes fetching it. The records after it come again;
-those already processed are duplicates, which the member state drops (and
-whose outputs it re-emits with the same ids), so at-least-once holds.
+those already applied are recognised by their Kafka position in the member's (or
+product's) state and skipped, however long the re-read span
+(:mod:`memberstream.streams.positions`); their outputs were acknowledged before
+that state was written. The span is logged with each re-read.
 """
 
 from __future__ import annotations
@@ -84,11 +86,13 @@ class CommitWatchdog:
         if not stuck and not unread:
             return []
         self.reseeks += 1
+        span = sum(s.highwater - s.committed for s in (*stuck, *unread))
         log.warning(
-            "no batch for %.0f s but records are left uncommitted on %s; re-reading from "
-            "the committed offsets (duplicates are dropped by event id)",
+            "no batch for %.0f s but records are left uncommitted on %s; re-reading %d "
+            "records from the committed offsets (those already applied are skipped)",
             idle_s,
             ", ".join(str(s) for s in (*stuck, *unread)),
+            span,
         )
         if stuck:
             await consumer.perform_seek()

@@ -6,6 +6,13 @@ is touched; the stage runs the model off the event loop. Within a batch each
 member's state is loaded once, updated per event in order, and written back to
 the table once; the profile is emitted once per member per batch (it goes to a
 compacted topic, so only the latest matters).
+
+Order of effects: every output of the batch (and every dead letter) is
+acknowledged by the broker before any member state is written. A state that
+remembers a record's Kafka position therefore implies the record's outputs
+exist, so a redelivered record is skipped outright (see
+:mod:`memberstream.streams.positions`); a crash before the state write leaves the
+old state, and the records are processed again into the same outputs (same ids).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from faust.types import EventT, TableT
 from memberstream.models.anomaly.learned import OrderVector
 from memberstream.schemas.codec import DecodeFailure, decode_event
 from memberstream.schemas.events import Envelope, Feedback, PurchaseEvent
+from memberstream.streams import failpoints
 from memberstream.streams.inference import InferenceStage, Scored, TextItem
 from memberstream.streams.member_processor import (
     ANOMALIES,
@@ -34,6 +42,7 @@ from memberstream.streams.member_processor import (
 )
 from memberstream.streams.member_state import MemberState
 from memberstream.streams.outputs import OutputSink
+from memberstream.streams.positions import Position
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +125,7 @@ class IngestBatcher:
         self.stage = stage
 
     async def process(self, events: Sequence[EventT]) -> BatchStats:
+        failpoints.reached("batch_start")
         stats = BatchStats(records=len(events))
         decoded: list[tuple[EventT, Envelope]] = []
         for ev in events:
@@ -131,17 +141,22 @@ class IngestBatcher:
         orders: list[tuple[str, PurchaseEvent, OrderVector]] = []
         for (ev, event), scored in zip(decoded, scores, strict=True):
             if isinstance(event, Feedback) and event.product_id is not None:
-                await self._forward_feedback(event, stats)
+                await self._forward_feedback(ev, event, stats)
                 continue
             await self._process_one(ev, event, scored, touched, stats, orders)
         if orders:
             await self._score_orders(orders, touched, stats)
-        for entry in touched.values():
-            if entry.changed:
-                with event_context(entry.event):
-                    self.table[entry.event.message.key] = entry.state.to_bytes()
+        changed = [entry for entry in touched.values() if entry.changed]
+        for entry in changed:
             if entry.state.counts.events:  # not for a member known from feedback alone
                 await self.sink.emit(self.processor.profile(entry.state))
+        failpoints.reached("outputs_sent")
+        await self.sink.drain()  # outputs durable before the state that remembers them
+        failpoints.reached("drained")
+        for entry in changed:
+            with event_context(entry.event):
+                self.table[entry.event.message.key] = entry.state.to_bytes()
+        failpoints.reached("state_written")
         return stats
 
     async def _score_orders(
@@ -161,10 +176,16 @@ class IngestBatcher:
                 entry.changed = True
                 await self.sink.emit(flag)
 
-    async def _forward_feedback(self, feedback: Feedback, stats: BatchStats) -> None:
-        """Feedback on a product flag goes to the product agent, keyed by product_id."""
+    async def _forward_feedback(self, ev: EventT, feedback: Feedback, stats: BatchStats) -> None:
+        """Feedback on a product flag goes to the product agent, keyed by product_id, with
+        its position (the product agent's test for a verdict forwarded twice)."""
         stats.feedback += 1
-        payload = {"type": "feedback", **feedback.model_dump(mode="json")}
+        msg = ev.message
+        payload = {
+            "type": "feedback",
+            **feedback.model_dump(mode="json"),
+            "src": [msg.topic, msg.partition, msg.offset],
+        }
         await self.sink.emit(Emit(PRODUCT_REVIEWS, feedback.product_id or "", payload))
 
     async def _score(
@@ -210,7 +231,8 @@ class IngestBatcher:
             else:
                 state = entry.state
                 before = state.to_bytes()  # to roll back to if apply fails
-            applied = self.processor.apply(state, decoded, scores)
+            at = Position(msg.topic, msg.partition, msg.offset)
+            applied = self.processor.apply(state, decoded, scores, at)
         except Exception as exc:
             # A bug (or a state that cannot be loaded) must not stop the partition:
             # the record goes to the DLQ with the reason, the member's state is kept.

@@ -49,6 +49,7 @@ from memberstream.schemas.outputs import (
 )
 from memberstream.streams.inference import Scored, TextItem
 from memberstream.streams.member_state import MemberState
+from memberstream.streams.positions import Position
 
 TIERS = "member_tiers"
 INTEREST_TIERS = "member_interest_tiers"
@@ -86,6 +87,8 @@ class Applied:
     state: MemberState
     emits: list[Emit]
     duplicate: bool
+    """Seen before (a redelivery, or the same event produced twice): no effect, no output;
+    the original's outputs were acknowledged before the state that remembers it."""
     order: OrderVector | None = None
     """A paid order for the learned score, which the batch scores in one call."""
     suppressed: int = 0
@@ -107,20 +110,15 @@ _SECTIONS = {
 }
 
 
-Outbox = deque[tuple[str, str, dict[str, Any]]]
-"""(cause event id, topic role, payload) of recent outputs, re-emitted for a duplicate."""
-
-
 def raise_flags(
     ledger: FlagLedger,
-    outbox: Outbox,
     candidates: Sequence[Candidate],
     versions: Mapping[str, str],
     cause_event_id: str,
     as_of: float,
 ) -> tuple[list[Emit], int]:
-    """Flag records for ``candidates`` (member or product), recorded in the ledger and
-    kept in the outbox under their cause; and how many feedback suppressed."""
+    """Flag records for ``candidates`` (member or product), recorded in the ledger; and
+    how many feedback suppressed."""
     emits: list[Emit] = []
     suppressed = 0
     for c in candidates:
@@ -130,19 +128,8 @@ def raise_flags(
             continue
         ledger.record(fid, c.evidence)
         payload = flag_payload(fid, c, versions[c.kind], cause_event_id, as_of)
-        outbox.append((cause_event_id, ANOMALIES, payload))
         emits.append(Emit(ANOMALIES, c.subject_id, payload))
     return emits, suppressed
-
-
-def replay_outputs(outbox: Outbox, ledger: FlagLedger, cause_event_id: str, key: str) -> list[Emit]:
-    """What ``cause_event_id`` produced, again (a duplicate): all but flags rejected since."""
-    return [
-        Emit(role, key, payload)
-        for cause, role, payload in outbox
-        if cause == cause_event_id
-        and (role != ANOMALIES or not ledger.is_rejected(payload["flag_id"]))
-    ]
 
 
 def flag_payload(
@@ -242,7 +229,6 @@ class MemberProcessor:
             tier=TierState(tier=self.policy.base, since=None),
             window=self.policy.new_window(),
             recent_ids=deque(maxlen=self.settings.dedupe_ids_per_member),
-            outbox=deque(maxlen=self.settings.outbox_per_member),
         )
 
     def load(self, raw: bytes | None) -> MemberState | None:
@@ -252,7 +238,6 @@ class MemberProcessor:
             raw,
             self.policy.new_window(),
             self.settings.dedupe_ids_per_member,
-            self.settings.outbox_per_member,
             self.anomaly.flags_kept,
             self.anomaly.rejected_kept,
         )
@@ -262,8 +247,10 @@ class MemberProcessor:
         state: MemberState | None,
         event: Envelope,
         scores: Sequence[Scored] | None = None,
+        at: Position | None = None,
     ) -> Applied:
-        """Apply ``event``; a duplicate changes nothing and re-emits what it caused.
+        """Apply ``event``, read from Kafka at ``at`` (None: not from Kafka); a record
+        applied before (by position) or an event seen before (by id) changes nothing.
 
         ``scores`` are the model's results for ``texts(event)``,
         in that order; None scores no text (interest then comes from categories).
@@ -271,13 +258,11 @@ class MemberProcessor:
         t = event.occurred_at.timestamp()
         if state is None:
             state = self.new_state(event.member_id, t)
-        elif state.seen(event.event_id):
-            replay = replay_outputs(state.outbox, state.flags, event.event_id, state.member_id)
-            if isinstance(event, ReviewEvent):  # the product agent drops what it has seen
-                replay.append(self._product_review(event, scores))
-            return Applied(state, replay, duplicate=True)
+        elif state.applied.covers(at) or state.seen(event.event_id):
+            return Applied(state, [], duplicate=True)
 
         state.remember(event.event_id)
+        state.applied.mark(at)
         if isinstance(event, Feedback):
             self._apply_feedback(state, event)
             return Applied(state, [], duplicate=False)
@@ -295,7 +280,6 @@ class MemberProcessor:
             if decision is not None:
                 update = self._tier_update(state, decision, event.event_id)
                 payload = update.model_dump(mode="json")
-                state.outbox.append((event.event_id, TIERS, payload))
                 emits.append(Emit(TIERS, state.member_id, payload))
             if self.detectors is not None:
                 candidates = self.detectors.on_purchase(state.anomaly, event)
@@ -309,13 +293,12 @@ class MemberProcessor:
         change = self._apply_interest(state, event, t, scores)  # checks the scores first
         if change is not None:
             payload = self._interest_update(state, change, event).model_dump(mode="json")
-            state.outbox.append((event.event_id, INTEREST_TIERS, payload))
             emits.append(Emit(INTEREST_TIERS, state.member_id, payload))
         if isinstance(event, ReviewEvent):
             candidates = self._review_sentiment(state, event, t, scores)
-            emits.append(self._product_review(event, scores))
+            emits.append(self._product_review(event, scores, at))
         flags, suppressed = raise_flags(
-            state.flags, state.outbox, candidates, self.detector_versions, event.event_id, t
+            state.flags, candidates, self.detector_versions, event.event_id, t
         )
         emits.extend(flags)
         return Applied(state, emits, duplicate=False, order=order, suppressed=suppressed)
@@ -411,11 +394,15 @@ class MemberProcessor:
             details=details,
         )
         versions = {"learned_score": self.learned_version}
-        flags, _ = raise_flags(state.flags, state.outbox, [candidate], versions, event.event_id, t)
+        flags, _ = raise_flags(state.flags, [candidate], versions, event.event_id, t)
         return flags[0] if flags else None
 
-    def _product_review(self, event: ReviewEvent, scores: Sequence[Scored] | None) -> Emit:
-        """The review for the product agent (keyed by product_id), with its embedding."""
+    def _product_review(
+        self, event: ReviewEvent, scores: Sequence[Scored] | None, at: Position | None
+    ) -> Emit:
+        """The review for the product agent (keyed by product_id), with its embedding and
+        its position on the reviews topic (``src``: how the product agent recognises a
+        review forwarded again after a crash)."""
         embedding = None
         if scores:  # the review's one text: title and body (see interest_items)
             embedding = base64.b64encode(
@@ -437,6 +424,7 @@ class MemberProcessor:
                 if not scores or scores[0].sentiment is None
                 else [round(float(p), 6) for p in scores[0].sentiment]
             ),
+            "src": None if at is None else at.to_list(),
         }
         return Emit(PRODUCT_REVIEWS, event.product_id, payload)
 

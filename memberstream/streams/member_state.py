@@ -14,16 +14,17 @@ Anomaly detection keeps the detectors' windows (:class:`MemberAnomalyState`),
 the member's recent flags and the analyst feedback on them (:class:`FlagLedger`)
 and, for the learned score, a summary of earlier orders (:class:`PurchaseProfile`).
 
-Every collection here is bounded: recent event ids (for de-duplication), orders
-in the RFM window, and the outbox of recent outputs (re-emitted, with the same
-ids, when an event that caused them is seen again after a crash).
+Every collection here is bounded: recent event ids (for de-duplication of an
+event produced twice), orders in the RFM window, and the last applied offset per
+input partition (:mod:`memberstream.streams.positions`: a redelivered record is
+recognised at any distance, and its outputs exist already, since a batch's
+outputs are acknowledged before its state is written).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -32,6 +33,7 @@ from memberstream.models.anomaly.ledger import FlagLedger
 from memberstream.models.anomaly.member_detectors import MemberAnomalyState
 from memberstream.models.interest import InterestState
 from memberstream.models.membership import Order, OrderWindow, TierState
+from memberstream.streams.positions import AppliedOffsets
 
 STATE_VERSION = 1
 
@@ -54,7 +56,7 @@ class MemberState:
     tier: TierState
     window: OrderWindow
     recent_ids: deque[str]
-    outbox: deque[tuple[str, str, dict[str, Any]]]  # (cause event id, topic role, payload)
+    applied: AppliedOffsets = field(default_factory=AppliedOffsets)
     counts: Counts = field(default_factory=Counts)
     last_purchase_at: float | None = None
     last_event_id: str = ""
@@ -84,7 +86,7 @@ class MemberState:
                 "t": [self.tier.tier, self.tier.since, self.tier.downgrade_pending_since],
                 "o": list(map(tuple, self.window.orders)),
                 "ids": list(self.recent_ids),
-                "ob": [list(entry) for entry in self.outbox],
+                "ap": self.applied.to_dict(),
                 "n": [
                     self.counts.clicks,
                     self.counts.orders,
@@ -108,7 +110,6 @@ class MemberState:
         raw: bytes,
         window: OrderWindow,
         max_ids: int,
-        max_outbox: int,
         flags_kept: int = 32,
         rejected_kept: int = 256,
     ) -> MemberState:
@@ -125,7 +126,7 @@ class MemberState:
             tier=TierState(tier, since, pending),
             window=window,
             recent_ids=deque(d["ids"], maxlen=max_ids),
-            outbox=deque((tuple(e) for e in d["ob"]), maxlen=max_outbox),
+            applied=AppliedOffsets(d.get("ap")),
             counts=Counts(*d["n"]),
             last_purchase_at=d["lp"],
             last_event_id=d["le"],

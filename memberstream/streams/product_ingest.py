@@ -3,7 +3,8 @@
 Same shape as :mod:`memberstream.streams.ingest`: each product's state is
 loaded once per batch and written back once, a record that cannot be used
 goes to the DLQ with the reason, and the agent exits without committing if
-producing fails.
+producing fails. As there, a batch's outputs are acknowledged before any product
+state is written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from faust.types import EventT, TableT
 
 from memberstream.schemas.codec import DecodeFailure
+from memberstream.streams import failpoints
 from memberstream.streams.inference import InferenceStage
 from memberstream.streams.ingest import Touched, event_context
 from memberstream.streams.outputs import OutputSink
@@ -65,10 +67,14 @@ class ProductBatcher:
             await self._process_one(ev, touched, stats, due)
         if due and self.summarizer is not None:
             await self._summarize(due, touched, stats)
+        failpoints.reached("outputs_sent")
+        await self.sink.drain()  # outputs durable before the state that remembers them
+        failpoints.reached("drained")
         for key, entry in touched.items():
             if entry.changed:
                 with event_context(entry.event):
                     self.table[key] = entry.state.to_bytes()
+        failpoints.reached("state_written")
         return stats
 
     async def _summarize(

@@ -9,8 +9,9 @@ returns.
 Records reach a product from several upstream partitions in an order that can
 change between runs; the detectors' flags and their ids do not depend on it
 (see :mod:`memberstream.models.anomaly.product_detectors`). A record seen again
-(redelivered after a crash, or re-sent for a duplicate review) changes nothing
-and re-emits the flags it caused, with the same ids.
+changes nothing: a review or verdict forwarded again after a crash upstream is
+recognised by its position on the source topic (``src``, at any distance; see
+:mod:`memberstream.streams.positions`), anything else by its event id.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from memberstream.models.rfm import iso
 from memberstream.models.sentiment import LABELS
 from memberstream.models.summarizer import ReviewText, Summary, SummaryPoint
 from memberstream.schemas.outputs import OUTPUT_SCHEMA_VERSION, deterministic_id
-from memberstream.streams.member_processor import Emit, Outbox, raise_flags, replay_outputs
+from memberstream.streams.member_processor import Emit, raise_flags
+from memberstream.streams.positions import AppliedOffsets, Position
 
 REVIEW_SUMMARIES = "product_review_summaries"
 
@@ -58,7 +60,8 @@ class BadProductRecord(ValueError):
 class ProductState:
     product_id: str
     recent_ids: deque[str]
-    outbox: Outbox
+    applied: AppliedOffsets = field(default_factory=AppliedOffsets)
+    """Last applied offset per source partition (events.reviews, labels.feedback)."""
     anomaly: ProductAnomalyState = field(default_factory=ProductAnomalyState)
     flags: FlagLedger = field(default_factory=FlagLedger)
     reviews: int = 0
@@ -70,7 +73,7 @@ class ProductState:
                 "v": PRODUCT_STATE_VERSION,
                 "p": self.product_id,
                 "ids": list(self.recent_ids),
-                "ob": [list(e) for e in self.outbox],
+                "ap": self.applied.to_dict(),
                 "a": self.anomaly.to_dict(),
                 "fl": self.flags.to_dict(),
                 "n": self.reviews,
@@ -139,7 +142,6 @@ class ProductProcessor:
         return ProductState(
             product_id=product_id,
             recent_ids=deque(maxlen=self.settings.dedupe_ids_per_member),
-            outbox=deque(maxlen=self.settings.outbox_per_member),
             flags=FlagLedger(self.anomaly.flags_kept, self.anomaly.rejected_kept),
         )
 
@@ -152,7 +154,7 @@ class ProductProcessor:
         return ProductState(
             product_id=d["p"],
             recent_ids=deque(d["ids"], maxlen=self.settings.dedupe_ids_per_member),
-            outbox=deque((tuple(e) for e in d["ob"]), maxlen=self.settings.outbox_per_member),
+            applied=AppliedOffsets(d.get("ap")),
             anomaly=ProductAnomalyState.from_dict(d["a"]),
             buffer=ReviewBuffer.from_dict(d["s"]),
             flags=FlagLedger.from_dict(
@@ -177,29 +179,30 @@ class ProductProcessor:
         return record
 
     def apply(self, state: ProductState | None, record: dict[str, Any]) -> ProductApplied:
-        """Apply one review or feedback record; a record seen before re-emits its flags."""
+        """Apply one review or feedback record; a record seen before changes nothing."""
         product_id = record["product_id"]
         if state is None:
             state = self.new_state(product_id)
         event_id = record["event_id"]
-        if event_id in state.recent_ids:
-            replay = replay_outputs(state.outbox, state.flags, event_id, product_id)
-            return ProductApplied(state, replay, duplicate=True)
+        src = Position.from_list(record.get("src"))
+        if state.applied.covers(src) or event_id in state.recent_ids:
+            return ProductApplied(state, [], duplicate=True)
         if record["type"] == "feedback":
             state.recent_ids.append(event_id)
+            state.applied.mark(src)
             state.flags.apply_feedback(
                 str(record.get("subject")), str(record.get("verdict")), str(record.get("ref_id"))
             )
             return ProductApplied(state, [], duplicate=False)
         review = _review(record)
         state.recent_ids.append(event_id)
+        state.applied.mark(src)
         state.reviews += 1
         request = self._keep_for_summary(state, review, record)
         if self.detectors is None:
             return ProductApplied(state, [], duplicate=False, summary=request)
         emits, suppressed = raise_flags(
             state.flags,
-            state.outbox,
             self.detectors.on_review(state.anomaly, review),
             self.versions,
             review.event_id,
@@ -232,7 +235,7 @@ class ProductProcessor:
     def summary_emit(
         self, state: ProductState, request: SummaryRequest, summary: Summary, version: str
     ) -> Emit:
-        """The ReviewSummary record for ``summary``, kept in the outbox under its cause."""
+        """The ReviewSummary record for ``summary``."""
         payload = {
             "output_id": deterministic_id(
                 "summary", state.product_id, version, *summary.review_ids
@@ -250,5 +253,4 @@ class ProductProcessor:
             "model_version": version,
             "as_of": iso(request.as_of),
         }
-        state.outbox.append((request.cause, REVIEW_SUMMARIES, payload))
         return Emit(REVIEW_SUMMARIES, state.product_id, payload)

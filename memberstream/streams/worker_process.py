@@ -13,14 +13,38 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, SecretBytes, SecretStr
 
 from memberstream.config import Settings
 
 
+def _unmask(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:
+    """``dumped`` (``model.model_dump(mode="json")``) with its secrets in clear:
+    the JSON dump writes every ``SecretStr`` as ``**********``."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr | SecretBytes):
+            secret = value.get_secret_value()
+            dumped[name] = secret.decode() if isinstance(secret, bytes) else secret
+        elif isinstance(value, BaseModel) and isinstance(dumped.get(name), dict):
+            _unmask(value, dumped[name])
+        elif isinstance(value, list | tuple) and isinstance(dumped.get(name), list):
+            for item, out in zip(value, dumped[name], strict=False):
+                if isinstance(item, BaseModel) and isinstance(out, dict):
+                    _unmask(item, out)
+    return dumped
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment variables that reproduce ``settings`` in a child process."""
+    """Environment variables that reproduce ``settings`` in a child process.
+
+    Secrets (the SASL password) go through in clear, so the child can log in: the
+    environment is handed to the child only, never printed.
+    """
     env: dict[str, str] = {}
-    for name, value in settings.model_dump(mode="json").items():
+    for name, value in _unmask(settings, settings.model_dump(mode="json")).items():
         env[f"MEMBERSTREAM_{name.upper()}"] = (
             json.dumps(value) if isinstance(value, dict | list) else str(value)
         )
@@ -29,17 +53,22 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """A worker child process; its output goes to ``log_path``."""
+    """A worker child process; its output goes to ``log_path``. ``env`` adds variables
+    that are not settings (e.g. ``MEMBERSTREAM_FAILPOINTS``)."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
+        self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEMBERSTREAM_")}
         env.update(settings_env(self.settings))
         env.pop("MEMBERSTREAM_CONFIG", None)
+        env.update(self.extra_env)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(

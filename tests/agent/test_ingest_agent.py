@@ -9,19 +9,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from faust.types import Message
 
-from memberstream.config import Settings, TopicNames
+from memberstream.config import Settings
 from memberstream.schemas.codec import DecodeFailure, encode
 from memberstream.schemas.events import LineItem, PurchaseEvent
 from memberstream.streams.app import build_app
 from memberstream.streams.member_processor import Emit
-from memberstream.streams.outputs import OutputSink, dead_letter_for
+from memberstream.streams.outputs import OutputSink, dead_letter_of
 
 
 class MemorySink(OutputSink):
     """Records what the agent would produce."""
 
-    def __init__(self, app, topics: TopicNames) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(app, topics)
+    def __init__(self, app, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(app, settings)
         self.emits: list[Emit] = []
         self.letters: list[dict] = []
 
@@ -29,7 +29,8 @@ class MemorySink(OutputSink):
         self.emits.append(emit)
 
     async def dead_letter(self, message: Message, failure: DecodeFailure) -> None:
-        self.letters.append(dead_letter_for(message, failure).model_dump(mode="json"))
+        letter = dead_letter_of(message, failure, self.letters_settings)
+        self.letters.append(letter.model_dump(mode="json"))
 
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -58,8 +59,8 @@ def purchase(i: int, member: str, amount: float, days: float) -> PurchaseEvent:
 def app_and_sink(request, tmp_path):  # type: ignore[no-untyped-def]
     sinks: list[MemorySink] = []
 
-    def factory(app, topics):  # type: ignore[no-untyped-def]
-        sinks.append(MemorySink(app, topics))
+    def factory(app, settings):  # type: ignore[no-untyped-def]
+        sinks.append(MemorySink(app, settings))
         return sinks[-1]
 
     settings = Settings(store=request.param, app_id="agent-test", data_dir=tmp_path)
@@ -150,11 +151,11 @@ async def test_a_failing_event_goes_to_dlq_and_the_member_state_rolls_back(
 
     original = MemberProcessor.apply
 
-    def apply(self, state, event, scores=None):  # type: ignore[no-untyped-def]
+    def apply(self, state, event, scores=None, at=None):  # type: ignore[no-untyped-def]
         if event.event_id == "e1":
             state.counts.orders += 100  # a half-done change that must not survive
             raise RuntimeError("boom")
-        return original(self, state, event, scores)
+        return original(self, state, event, scores, at)
 
     monkeypatch.setattr(MemberProcessor, "apply", apply)
     app, settings, sinks = app_and_sink

@@ -27,8 +27,10 @@ def raw_records(settings: Settings, events: Iterable[Envelope]) -> list[Raw]:
     return [(topic_for(e, settings), e.member_id.encode(), encode(e)) for e in events]
 
 
-async def _produce(bootstrap: str, records: Sequence[Raw]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+async def _produce(settings: Settings, records: Sequence[Raw]) -> None:
+    producer = AIOKafkaProducer(
+        **settings.kafka_client_kwargs(), acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         futs = [await producer.send(t, v, key=k) for t, k, v in records]
@@ -38,7 +40,7 @@ async def _produce(bootstrap: str, records: Sequence[Raw]) -> None:
 
 
 def produce(settings: Settings, records: Sequence[Raw]) -> None:
-    asyncio.run(_produce(settings.kafka_bootstrap_servers, records))
+    asyncio.run(_produce(settings, records))
 
 
 def wait_done(settings: Settings, worker: WorkerProcess, timeout_s: float = 180) -> None:
@@ -48,7 +50,7 @@ def wait_done(settings: Settings, worker: WorkerProcess, timeout_s: float = 180)
 
     asyncio.run(
         wait_caught_up(
-            settings.kafka_bootstrap_servers,
+            settings,
             settings.app_id,
             settings.topics.consumed(),
             timeout_s,
@@ -76,18 +78,18 @@ class Outputs:
 
 
 def collect(settings: Settings) -> Outputs:
-    bootstrap, topics = settings.kafka_bootstrap_servers, settings.topics
+    topics = settings.topics
     updates: dict[str, dict] = {}
-    raw_updates = asyncio.run(read_json(bootstrap, topics.member_tiers))
+    raw_updates = asyncio.run(read_json(settings, topics.member_tiers))
     for u in raw_updates:
         seen = updates.setdefault(u["output_id"], u)
         assert seen == u, f"two different payloads share output_id {u['output_id']}"
     profiles: dict[str, dict] = {}
-    for p in asyncio.run(read_json(bootstrap, topics.member_profiles)):
+    for p in asyncio.run(read_json(settings, topics.member_profiles)):
         profiles[p["member_id"]] = p  # one partition per member: topic order is event order
-    dlq = asyncio.run(read_json(bootstrap, topics.dlq))
+    dlq = asyncio.run(read_json(settings, topics.dlq))
     interest: dict[str, dict] = {}
-    for u in asyncio.run(read_json(bootstrap, topics.member_interest_tiers)):
+    for u in asyncio.run(read_json(settings, topics.member_interest_tiers)):
         seen = interest.setdefault(u["output_id"], u)
         assert seen == u, f"two different payloads share output_id {u['output_id']}"
     return Outputs(updates, len(raw_updates), profiles, dlq, interest)
@@ -132,9 +134,9 @@ def assert_same_profiles(settings: Settings, got: dict[str, dict], want: dict[st
     assert set(got) == set(want)
     for mid, w in want.items():
         g = got[mid]
-        assert {k: v for k, v in g.items() if k != "interests"} == {
-            k: v for k, v in w.items() if k != "interests"
-        }, mid
+        differ = {k: (g.get(k), w.get(k)) for k in set(g) | set(w) if k != "interests"}
+        differ = {k: pair for k, pair in differ.items() if pair[0] != pair[1]}
+        assert not differ, (mid, "got, want:", differ)
         gi = {i["category"]: i for i in g["interests"]}
         wi = {i["category"]: i for i in w["interests"]}
         for cid in set(gi) | set(wi):

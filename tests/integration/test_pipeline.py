@@ -181,9 +181,7 @@ def test_stopping_the_worker_mid_stream_loses_nothing_and_double_counts_nothing(
     deadline = time.monotonic() + 120
     killed_at_lag = None
     while time.monotonic() < deadline:  # kill once it is well into the stream
-        lag = asyncio.run(
-            group_lag(settings.kafka_bootstrap_servers, settings.app_id, settings.topics.inputs())
-        )
+        lag = asyncio.run(group_lag(settings, settings.app_id, settings.topics.inputs()))
         if 0 < lag < total * 0.7:
             if how == "SIGKILL":
                 worker.kill()

@@ -147,14 +147,16 @@ def test_a_shift_of_interest_emits_tier_updates_naming_model_and_cause(
     assert sum(x * x for x in profile.taste) == pytest.approx(1.0, abs=1e-3)
 
 
-def test_a_duplicate_re_emits_its_interest_update_unchanged(stage: InferenceStage) -> None:
+def test_a_duplicate_changes_no_interest_and_emits_nothing(stage: InferenceStage) -> None:
     p = MemberProcessor(Settings(), None, stage.model_version)
     events = shift_stream()
     state, emits = run(p, stage, events)
     update = next(e for e in emits if e.role == INTEREST_TIERS)
     cause = next(e for e in events if e.event_id == update.payload["cause_event_id"])
+    before = state.to_bytes()
     again = p.apply(state, cause, stage.score_now(p.texts(cause)))
-    assert again.duplicate and update in again.emits
+    assert again.duplicate and again.emits == []
+    assert again.state.to_bytes() == before
 
 
 def test_replay_gives_identical_tiers_and_profile(stage: InferenceStage) -> None:

@@ -25,6 +25,7 @@ from memberstream.schemas.events import ClickEvent, Envelope, LineItem, Purchase
 from memberstream.schemas.outputs import MemberTierUpdate, deterministic_id
 from memberstream.streams.member_processor import TIERS, Emit, MemberProcessor
 from memberstream.streams.member_state import MemberState
+from memberstream.streams.positions import Position
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 MEMBER = "m-1"
@@ -512,7 +513,8 @@ def test_same_events_give_identical_outputs_and_state(monkeypatch: pytest.Monkey
     # the stream is rich enough for this to mean something
     directions = {o[2]["direction"] for o in first_out}
     assert directions == {"upgrade", "downgrade"}
-    assert any(dup for *_, dup in first_out)  # some outputs were replays of duplicates
+    assert not any(dup for *_, dup in first_out)  # duplicates emit nothing
+    assert len({e.event_id for e in events}) < len(events)  # and the stream has some
     assert len(first_states) == 3
 
 
@@ -532,41 +534,59 @@ def test_wall_clock_is_never_read(monkeypatch: pytest.MonkeyPatch) -> None:
 # --------------------------------------------------------------------------- duplicates
 
 
-def test_duplicate_changes_nothing_and_reemits_its_update() -> None:
+def test_duplicate_changes_nothing_and_emits_nothing() -> None:
+    """The original's outputs were acknowledged before the state that remembers it was
+    written, so a duplicate has nothing to re-emit."""
     proc = MemberProcessor(settings())
     state, _ = run(proc, [click("c0", 0)])
     upgrade_event = buy("o1", 1, 150.0)
     first = proc.apply(state, upgrade_event)
     assert first.duplicate is False
     assert summary(first.emits) == [("o1", "bronze", "silver", "upgrade")]
+    assert first.emits[0].payload["output_id"] == deterministic_id("tier", MEMBER, "o1")
     before = first.state.to_bytes()
 
     again = proc.apply(first.state, upgrade_event)
-    assert again.duplicate is True
-    assert again.emits == first.emits  # same payload, same output_id, same time
-    assert again.emits[0].payload["output_id"] == deterministic_id("tier", MEMBER, "o1")
+    assert again.duplicate is True and again.emits == []
     assert again.state.to_bytes() == before
 
-    # later, after more events, a redelivery still re-emits exactly that update
+    # later, after more events, and after a save/load of the state
     state, later = run(proc, [click("c2", 2), buy("o3", 3, 500.0)], again.state)
     assert summary(later) == [("o3", "silver", "gold", "upgrade")]
     snapshot = state.to_bytes()
-    replay = proc.apply(state, upgrade_event)
-    assert replay.duplicate is True
-    assert replay.emits == first.emits
-    assert state.to_bytes() == snapshot
-
-    # a duplicate that caused nothing re-emits nothing
-    quiet = proc.apply(state, click("c2", 2))
-    assert quiet.duplicate is True and quiet.emits == []
-    assert state.to_bytes() == snapshot
-
-    # and it survives a save/load of the state
     loaded = proc.load(snapshot)
     assert loaded is not None
     replay = proc.apply(loaded, upgrade_event)
-    assert replay.duplicate is True and replay.emits == first.emits
+    assert replay.duplicate is True and replay.emits == []
     assert loaded.to_bytes() == snapshot
+
+
+def test_a_redelivery_is_recognised_by_position_at_any_distance() -> None:
+    """Event ids are remembered for the last N events only; a record's Kafka position
+    is recognised however many events the member had since."""
+    proc = MemberProcessor(settings(dedupe_ids_per_member=8))
+    at = [Position("events.purchases", 2, 100 + i) for i in range(50)]
+    state = None
+    for i in range(50):
+        state = proc.apply(state, buy(f"o{i}", i * 0.01, 20.0), at=at[i]).state
+    assert state is not None and state.counts.events == 50
+    assert not state.seen("o0")  # long out of the event-id memory
+    snapshot = state.to_bytes()
+    for i in (0, 7, 49):  # redelivered: skipped by position
+        again = proc.apply(state, buy(f"o{i}", i * 0.01, 20.0), at=at[i])
+        assert again.duplicate and again.emits == []
+    assert state.to_bytes() == snapshot
+    # the same offset on another partition or topic is another record
+    other = proc.apply(state, buy("x1", 1, 20.0), at=Position("events.purchases", 1, 100))
+    assert not other.duplicate
+    clicks = proc.apply(other.state, click("x2", 1), at=Position("events.clicks", 2, 100))
+    assert not clicks.duplicate and clicks.state.counts.events == 52
+    # one entry per partition read, whatever the activity
+    assert clicks.state.applied.to_dict() == {
+        "events.purchases:2": 149,
+        "events.purchases:1": 100,
+        "events.clicks:2": 100,
+    }
 
 
 def test_duplicate_refund_is_not_counted_twice() -> None:
@@ -582,9 +602,7 @@ def test_duplicate_refund_is_not_counted_twice() -> None:
 
 
 def test_state_bytes_round_trip_through_load() -> None:
-    proc = MemberProcessor(
-        settings(window_days=30, grace_days=10, dedupe_ids_per_member=40, outbox_per_member=5)
-    )
+    proc = MemberProcessor(settings(window_days=30, grace_days=10, dedupe_ids_per_member=40))
     state, emits = run(
         proc,
         [
@@ -611,8 +629,7 @@ def test_state_bytes_round_trip_through_load() -> None:
     )
     assert list(loaded.recent_ids) == list(state.recent_ids)
     assert loaded.recent_ids.maxlen == 40
-    assert [list(e) for e in loaded.outbox] == [list(e) for e in state.outbox]
-    assert loaded.outbox.maxlen == 5
+    assert loaded.applied.to_dict() == state.applied.to_dict()
     assert loaded.counts == state.counts
     assert loaded.last_purchase_at == state.last_purchase_at == ts(37)
     assert loaded.last_event_id == "t37"
@@ -647,7 +664,6 @@ def test_memory_stays_bounded() -> None:
         window_days=365,
         grace_days=0,
         dedupe_ids_per_member=64,
-        outbox_per_member=8,
         max_orders_in_window=100,
     )
     proc = MemberProcessor(cfg)
@@ -662,18 +678,17 @@ def test_memory_stays_bounded() -> None:
             if i % 2 == 0
             else refund(f"r{i}", d, 200.0, order_id=f"order-b{i - 1}")
         )
-        applied = proc.apply(state, event)
+        applied = proc.apply(state, event, at=Position("events.purchases", 0, i))
         state = applied.state
         n_updates += len(applied.emits)
         assert len(state.recent_ids) <= cfg.dedupe_ids_per_member
-        assert len(state.outbox) <= cfg.outbox_per_member
+        assert len(state.applied.to_dict()) == 1
         assert len(state.window.orders) <= cfg.membership.max_orders_in_window
     assert state is not None
     assert state.counts.events == 5000
-    assert n_updates > cfg.outbox_per_member  # the outbox really had to drop entries
+    assert n_updates > 100
     assert len(state.recent_ids) == 64
     assert list(state.recent_ids)[-1] == "r4999"
-    assert len(state.outbox) == 8
     assert len(state.window.orders) == 100
     assert state.window.orders[-1].event_id == "r4999"
     # an id pushed out of the dedupe memory is no longer recognised (the documented bound)

@@ -1,0 +1,112 @@
+"""The offset guard: records of a partition are processed in order, holes re-read."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from faust.types import TP
+from intervaltree import IntervalTree
+
+from memberstream.streams.offset_guard import OffsetGuard
+
+A = TP("events.clicks", 0)
+B = TP("events.clicks", 1)
+
+
+class Consumer:
+    def __init__(self, committed: dict[TP, int | None], earliest: int = 0) -> None:
+        self._committed_offset = committed
+        self._unacked_messages: set = set()
+        self._gap: dict[TP, IntervalTree] = {}
+        self.earliest = earliest
+        self.seeks: list[tuple[TP, int]] = []
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.earliest for tp in tps}
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+class Msg:
+    def __init__(self, tp: TP, offset: int) -> None:
+        self.tp, self.offset, self.acked = tp, offset, False
+
+
+def events(consumer: Consumer, *records: tuple[TP, int]) -> list[SimpleNamespace]:
+    out = []
+    for tp, offset in records:
+        msg = Msg(tp, offset)
+        consumer._unacked_messages.add(msg)
+        out.append(SimpleNamespace(message=msg))
+    return out
+
+
+def offsets(evs: list[SimpleNamespace]) -> list[tuple[int, int]]:
+    return [(e.message.tp.partition, e.message.offset) for e in evs]
+
+
+async def test_contiguous_records_pass_from_the_committed_offset() -> None:
+    consumer = Consumer({A: 10, B: None}, earliest=3)
+    guard = OffsetGuard(consumer)
+    batch = events(consumer, (A, 10), (B, 3), (A, 11), (B, 4))
+    assert await guard.admit(batch) == batch
+    assert consumer.seeks == [] and guard.expect == {A: 12, B: 5}
+
+
+async def test_a_hole_is_not_processed_past_and_is_read_again() -> None:
+    """Faust skipped offsets 12-14: 15 and what is queued after it wait for the re-read."""
+    consumer = Consumer({A: 10, B: 0})
+    consumer._gap[A] = IntervalTree.from_tuples([(12, 15)])  # Faust's "done" bookkeeping
+    guard = OffsetGuard(consumer)
+    first = events(consumer, (A, 10), (A, 11), (B, 0), (A, 15), (B, 1), (A, 16))
+    got = await guard.admit(first)
+    assert offsets(got) == [(0, 10), (0, 11), (1, 0), (1, 1)]
+    assert consumer.seeks == [(A, 12)]
+    assert not consumer._gap[A]  # the skipped offsets are no longer counted as done
+    dropped = [e.message for e in first if e not in got]
+    assert all(m.acked for m in dropped)  # Faust will not ack (commit) them
+    assert not consumer._unacked_messages & set(dropped)  # nor wait for them
+    # still queued from before the seek: dropped; then the re-read, in order
+    queued = events(consumer, (A, 17), (A, 12), (A, 13), (A, 14), (A, 15), (A, 16), (A, 17))
+    got = await guard.admit(queued)
+    assert offsets(got) == [(0, o) for o in range(12, 18)]
+    assert guard.holes == 1 and guard.dropped == 3
+
+
+async def test_a_hole_the_re_read_confirms_is_accepted() -> None:
+    """Transaction markers or deleted records: the broker has nothing at 12-14."""
+    consumer = Consumer({A: 10})
+    guard = OffsetGuard(consumer)
+    assert offsets(await guard.admit(events(consumer, (A, 10), (A, 11), (A, 15)))) == [
+        (0, 10),
+        (0, 11),
+    ]
+    got = await guard.admit(events(consumer, (A, 15), (A, 16)))  # re-read starts at 15
+    assert offsets(got) == [(0, 15), (0, 16)]
+    assert len(consumer.seeks) == 1 and guard.expect[A] == 17
+
+
+async def test_records_before_the_expected_offset_are_re_reads() -> None:
+    consumer = Consumer({A: 10})
+    guard = OffsetGuard(consumer)
+    await guard.admit(events(consumer, (A, 10), (A, 11), (A, 12)))
+    again = events(consumer, (A, 10), (A, 11), (A, 12), (A, 13))  # a seek to committed
+    assert await guard.admit(again) == again
+
+
+async def test_a_hole_at_the_head_is_caught() -> None:
+    """Nothing committed yet, and the first record delivered is not the first one."""
+    consumer = Consumer({A: None}, earliest=0)
+    guard = OffsetGuard(consumer)
+    assert await guard.admit(events(consumer, (A, 91), (A, 92))) == []
+    assert consumer.seeks == [(A, 0)]
+
+
+async def test_after_a_rebalance_the_committed_offset_is_the_start_again() -> None:
+    consumer = Consumer({A: 10})
+    guard = OffsetGuard(consumer)
+    await guard.admit(events(consumer, (A, 10), (A, 11)))
+    consumer._committed_offset[A] = 30  # another worker went on meanwhile
+    guard.forget()
+    assert offsets(await guard.admit(events(consumer, (A, 30)))) == [(0, 30)]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +19,12 @@ from pathlib import Path
 import pytest
 from aiokafka.errors import KafkaError
 
-from memberstream.config import BrokerSettings, Settings
+from memberstream.config import Settings
 from memberstream.streams.devbroker import DevBroker
 from memberstream.streams.kafka_io import delete_topics, group_lag
 from memberstream.streams.worker_process import WorkerProcess
 
+from .brokers import throwaway_broker
 from .conftest import make_namespace
 from .harness import assert_same_profiles, collect, expected, produce, raw_records, wait_done
 from .test_pipeline import workload
@@ -40,27 +40,9 @@ pytestmark = [
 OUTAGE_S = 30
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevBroker]:
-    port, controller_port = _free_ports(2)
-    settings = BrokerSettings(
-        home=tmp_path_factory.mktemp("faulty-broker"),
-        port=port,
-        controller_port=controller_port,
-        start_timeout_s=120,
-    )
-    dev = DevBroker(settings, echo=lambda _: None, jars_home=BrokerSettings().home)
+    dev = throwaway_broker(tmp_path_factory.mktemp("faulty-broker"))
     dev.start()
     try:
         yield dev

@@ -8,15 +8,13 @@ so the default broker on port 9092 is never touched.
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from memberstream.config import BrokerSettings
-from memberstream.streams.devbroker import DevBroker
+from .brokers import throwaway_broker
 
 pytestmark = [
     pytest.mark.integration,
@@ -25,17 +23,6 @@ pytestmark = [
         reason="needs java and mvn on PATH",
     ),
 ]
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 async def _roundtrip(bootstrap: str, topic: str) -> bytes:
@@ -71,12 +58,9 @@ async def _roundtrip(bootstrap: str, topic: str) -> bytes:
 
 
 async def test_start_produce_consume_stop(tmp_path: Path) -> None:
-    port, controller_port = _free_ports(2)
-    settings = BrokerSettings(
-        home=tmp_path / "broker", port=port, controller_port=controller_port, start_timeout_s=120
-    )
     lines: list[str] = []
-    dev = DevBroker(settings, echo=lines.append, jars_home=BrokerSettings().home)
+    dev = throwaway_broker(tmp_path / "broker", lines.append)
+    port = dev.settings.port
     try:
         bootstrap = dev.start()
         assert bootstrap == f"127.0.0.1:{port}"

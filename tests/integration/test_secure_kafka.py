@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from memberstream.config import BrokerSettings, Settings
+from memberstream.config import Settings
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
 from memberstream.streams.devbroker import DevBroker
 from memberstream.streams.kafka_io import (
@@ -35,6 +34,7 @@ from memberstream.streams.kafka_io import (
 from memberstream.streams.kafka_security import KafkaSecuritySettings
 from memberstream.streams.worker_process import WorkerProcess
 
+from .brokers import throwaway_broker
 from .conftest import make_namespace
 from .harness import produce, raw_records, wait_done
 
@@ -51,31 +51,16 @@ NO_TIERS = "no-tiers"  # the same ACLs, but denied WRITE on one namespace's memb
 REFUSED_WITHIN_S = 30.0
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 @pytest.fixture(scope="module")
 def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevBroker]:
     """Started once for this module (about 10 s: certificate, users, JVM), stopped after it."""
-    port, controller_port = _free_ports(2)
-    settings = BrokerSettings(
-        home=tmp_path_factory.mktemp("secure-broker"),
-        port=port,
-        controller_port=controller_port,
+    lines: list[str] = []
+    dev = throwaway_broker(
+        tmp_path_factory.mktemp("secure-broker"),
+        lines.append,
         secure=True,
         app_users=[WORKER, NO_TIERS],
-        start_timeout_s=120,
     )
-    lines: list[str] = []
-    dev = DevBroker(settings, echo=lines.append, jars_home=BrokerSettings().home)
     try:
         dev.start()
         yield dev

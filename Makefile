@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 MODEL  ?= $(HOME)/.cache/memberstream/models/all-MiniLM-L6-v2
 
 .PHONY: setup models demo test test-unit broker broker-stop lint bench bench-interest \
-	bench-anomalies bench-summaries clean
+	bench-anomalies bench-summaries bench-memory clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ bench-anomalies: broker models
 
 bench-summaries: broker models
 	$(BIN)/python -m bench.summaries
+
+bench-memory: broker models
+	$(BIN)/python -m bench.memory
 
 clean:
 	rm -rf $(VENV) .memberstream .pytest_cache .ruff_cache

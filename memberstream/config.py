@@ -156,6 +156,27 @@ class BatchSettings(BaseModel):
     )
 
 
+class RocksDBSettings(BaseModel):
+    """Memory of each RocksDB database behind a table (one per table partition a worker
+    holds). Faust's defaults (a 2 GiB block cache and three 64 MiB write buffers per
+    database) let a worker with a few partitions grow to gigabytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    block_cache_mb: int = Field(16, gt=0, description="block cache per database")
+    write_buffer_mb: int = Field(4, gt=0, description="memtable size per database")
+    max_write_buffers: int = Field(2, ge=2, description="memtables per database")
+
+    def table_options(self) -> dict[str, int]:
+        """``options`` for ``app.Table`` (faust.stores.rocksdb.RocksDBOptions)."""
+        mb = 1024 * 1024
+        return {
+            "block_cache_size": self.block_cache_mb * mb,
+            "write_buffer_size": self.write_buffer_mb * mb,
+            "max_write_buffer_number": self.max_write_buffers,
+        }
+
+
 class InferenceSettings(BaseModel):
     """The inference stage: text encoder, category scoring and the product-title cache."""
 
@@ -250,6 +271,7 @@ class Settings(BaseSettings):
         "committed offsets (works around a Faust recovery race, faust-streaming#596)",
     )
     store: str = Field("rocksdb://", description="faust table store: rocksdb:// or memory://")
+    rocksdb: RocksDBSettings = Field(default_factory=RocksDBSettings)
     data_dir: Path = Path(".memberstream")
     dedupe_ids_per_member: int = Field(
         512, gt=0, description="recent event ids kept per member to drop duplicates"

@@ -144,6 +144,7 @@ def _bytes_table(app: faust.App, settings: Settings, name: str, help_text: str) 
         value_type=bytes,
         partitions=settings.partitions,
         help=help_text,
+        options=settings.rocksdb.table_options() if settings.store.startswith("rocksdb") else None,
     )
     table.key_serializer = "raw"
     table.value_serializer = "raw"

@@ -53,3 +53,18 @@ def test_an_armed_failpoint_kills_the_process_on_its_pass() -> None:
     env = {"MEMBERSTREAM_FAILPOINTS": "drained:2", "PATH": ""}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == -9 and done.stdout == "first\n"
+
+
+def test_tables_open_rocksdb_with_bounded_memory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Faust's defaults give every database a 2 GiB block cache and 3 x 64 MiB memtables."""
+    from memberstream.config import Settings
+    from memberstream.streams.app import build_app
+
+    settings = Settings(store="rocksdb://", data_dir=tmp_path, rocksdb={"block_cache_mb": 8})
+    app = build_app(settings, stage=None)
+    for table in app.memberstream_tables.values():  # type: ignore[attr-defined]
+        assert table.options == {
+            "block_cache_size": 8 * 1024 * 1024,
+            "write_buffer_size": 4 * 1024 * 1024,
+            "max_write_buffer_number": 2,
+        }

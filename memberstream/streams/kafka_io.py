@@ -552,6 +552,31 @@ async def iter_records(
         await consumer.stop()
 
 
+async def first_offset_at(
+    kafka: Kafka, topic: str, partition: int, offset: int, timeout_s: float = 10.0
+) -> int | None:
+    """The offset of the first record the broker holds at or after ``offset`` in one
+    partition (None: none within ``timeout_s``); records before the log start count as
+    deleted, and transaction markers are skipped, as a consumer sees them."""
+    conn = connection(kafka)
+    consumer = AIOKafkaConsumer(
+        **conn.client_kwargs(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await _start(consumer, conn)
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        batch = await consumer.getmany(tp, timeout_ms=int(timeout_s * 1000), max_records=1)
+        records = batch.get(tp, [])
+        return records[0].offset if records else None
+    finally:
+        await consumer.stop()
+
+
 async def iter_topic(
     kafka: Kafka,
     topic: str,

@@ -11,50 +11,50 @@ partition arrive in order.
 
 The guard checks every record of a batch against the next offset it expects on
 that partition (at the start of an assignment: the group's committed offset, or
-the partition's first offset when the group never committed). A record past a
-hole is not processed and not acked; the partition is sought back to the hole
-(and Faust's gap bookkeeping for it forgotten), and records still queued from
-before the seek are dropped the same way until the re-read arrives. If the
-re-read starts past the hole again, the broker has no records there (transaction
-markers, records deleted by retention): the hole is accepted. A record at or
-before what was expected (a re-read after a seek) is processed; the member
-state skips what it applied already.
+the partition's first offset when the group never committed). On a hole it asks
+the broker (a short read with a consumer of its own) where the next record at or
+after the expected offset really is. If that is the record in hand, the hole is
+real (transaction markers, records deleted by retention) and processing goes on.
+Otherwise records were skipped: the record in hand is not processed and not
+acked, the partition is sought back (and Faust's gap bookkeeping for it
+forgotten), and every record of the partition is dropped the same way until the
+re-read reaches the missing offset. A record at or before what was expected (a
+re-read after a seek) is processed; the member state skips what it applied
+already. If the re-read never comes, the commit watchdog's re-seek (the worker
+idles with lag) brings it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from faust.types import TP, EventT
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class _Resync:
-    """Sought back to ``start``; records newer than the hole are still queued."""
-
-    start: int
-    last_dropped: int
+Probe = Callable[[TP, int], Awaitable[int | None]]
 
 
 class OffsetGuard:
     """Admits a batch's records in offset order per partition; seeks back over holes."""
 
-    def __init__(self, consumer: Any) -> None:
+    def __init__(self, consumer: Any, probe: Probe) -> None:
+        """``probe(tp, offset)``: the offset of the first record the broker holds at or
+        after ``offset`` (None: none yet)."""
         self.consumer = consumer
+        self.probe = probe
         self.expect: dict[TP, int] = {}
-        self.resync: dict[TP, _Resync] = {}
+        self.resync: dict[TP, int] = {}
+        """Partitions sought back: the offset the re-read must start at."""
         self.holes = 0
         self.dropped = 0
 
     def forget(self, tps: Any = None) -> None:
         """Start over for ``tps`` (all when None): after a rebalance, the next record of
         a partition is checked against the committed offset again."""
-        for tp in list(self.expect) if tps is None else tps:
+        for tp in [*self.expect, *self.resync] if tps is None else tps:
             self.expect.pop(tp, None)
             self.resync.pop(tp, None)
 
@@ -69,7 +69,11 @@ class OffsetGuard:
                 self.expect[tp] = start
         for ev in events:
             msg = ev.message
-            if self._admits(msg.tp, msg.offset, seek):
+            tp, offset = msg.tp, msg.offset
+            expected = self.expect.get(tp, offset)  # start unknown: take the first as it is
+            if tp not in self.resync and tp not in seek and offset > expected:
+                await self._hole(tp, expected, offset, seek)
+            if self._admits(tp, offset, seek):
                 admitted.append(ev)
             else:
                 self._drop(msg)
@@ -77,38 +81,46 @@ class OffsetGuard:
             await self._seek_back(tp, offset)
         return admitted
 
-    def _admits(self, tp: TP, offset: int, seek: dict[TP, int]) -> bool:
-        resync = self.resync.get(tp)
-        if resync is not None:
-            if offset > resync.last_dropped:  # queued before the seek: not yet
-                resync.last_dropped = offset
-                return False
-            if offset > resync.start:  # the re-read starts past the hole: nothing there
-                log.info(
-                    "%s[%d]: no records at offsets %d-%d (re-read confirms)",
-                    tp.topic,
-                    tp.partition,
-                    resync.start,
-                    offset - 1,
-                )
-            del self.resync[tp]
-            self.expect[tp] = offset + 1
-            return True
-        expected = self.expect.get(tp, offset)  # start unknown: take the first as it comes
-        if offset > expected:
-            self.holes += 1
+    async def _hole(self, tp: TP, expected: int, offset: int, seek: dict[TP, int]) -> None:
+        """Offsets ``expected``..``offset - 1`` did not arrive: accept them as empty if
+        the broker has nothing there, else seek back to the first one it has."""
+        try:
+            first = await self.probe(tp, expected)
+        except Exception as exc:  # cannot tell: re-reading is the safe choice
             log.warning(
-                "%s[%d]: got offset %d but %d was not processed yet (records skipped by the "
-                "consumer); re-reading from %d",
+                "%s[%d]: probing offset %d failed: %s", tp.topic, tp.partition, expected, exc
+            )
+            first = None
+        if first is not None and first >= offset:
+            log.info(
+                "%s[%d]: no records at offsets %d-%d (transaction markers or deleted)",
                 tp.topic,
                 tp.partition,
-                offset,
                 expected,
-                expected,
+                offset - 1,
             )
-            self.resync[tp] = _Resync(expected, offset)
-            seek[tp] = expected
-            return False
+            self.expect[tp] = offset
+            return
+        self.holes += 1
+        log.warning(
+            "%s[%d]: got offset %d but %d was not processed yet (records skipped by the "
+            "consumer); re-reading from %d",
+            tp.topic,
+            tp.partition,
+            offset,
+            expected,
+            expected if first is None else first,
+        )
+        start = expected if first is None else first
+        self.resync[tp] = start
+        seek[tp] = start
+
+    def _admits(self, tp: TP, offset: int, seek: dict[TP, int]) -> bool:
+        start = self.resync.get(tp)
+        if start is not None:
+            if offset > start:  # queued before the seek, or past the hole: not yet
+                return False
+            del self.resync[tp]  # the re-read (or an earlier re-read) has arrived
         self.expect[tp] = offset + 1
         return True
 

@@ -21,11 +21,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.records_to_delete import RecordsToDelete
 
 from memberstream.config import Settings
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
 from memberstream.schemas.events import ClickEvent, Envelope, LineItem, PurchaseEvent, ReviewEvent
-from memberstream.streams.kafka_io import read_json
+from memberstream.streams.kafka_io import first_offset_at, iter_topic, produce_raw, read_json
 from memberstream.streams.member_processor import ANOMALIES
 from memberstream.streams.offline import OfflineRun
 from memberstream.streams.worker_process import WorkerProcess
@@ -240,3 +242,28 @@ def test_kills_at_ten_points_and_a_full_reread_leave_every_output_once(
         again.stop()
     assert output_counts(settings) == before
     assert collect(settings).profiles[HOT_MEMBER]["events"] == 2000
+
+
+def test_the_broker_probe_finds_the_first_record_at_or_after_an_offset(
+    namespace: Settings,
+) -> None:
+    """What the offset guard asks on a hole: deleted records and the log end count as
+    nothing there."""
+    topic = namespace.topics.clicks
+
+    async def run() -> tuple[int | None, ...]:
+        await produce_raw(namespace, topic, [(b"k", b"%d" % i) for i in range(6)])
+        part = next(iter({p async for _, _, p, _ in iter_topic(namespace, topic, to_end=True)}))
+        admin = AIOKafkaAdminClient(**namespace.kafka_client_kwargs())
+        await admin.start()
+        try:
+            await admin.delete_records({TopicPartition(topic, part): RecordsToDelete(3)}, 10_000)
+        finally:
+            await admin.close()
+        return (
+            await first_offset_at(namespace, topic, part, 4),
+            await first_offset_at(namespace, topic, part, 0),  # 0-2 deleted
+            await first_offset_at(namespace, topic, part, 6, timeout_s=1),  # the end
+        )
+
+    assert asyncio.run(run()) == (4, 3, None)

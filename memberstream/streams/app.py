@@ -28,7 +28,7 @@ from memberstream.schemas.events import (
 from memberstream.streams.commit_watchdog import CommitWatchdog
 from memberstream.streams.inference import InferenceStage, load_taxonomy, stage_from_settings
 from memberstream.streams.ingest import BatchStats, IngestBatcher, held_acks
-from memberstream.streams.kafka_io import first_offset_at
+from memberstream.streams.kafka_io import committed_offset, first_offset_at
 from memberstream.streams.member_processor import MemberProcessor
 from memberstream.streams.offset_guard import OffsetGuard
 from memberstream.streams.outputs import OutputNotDelivered, OutputSink
@@ -209,10 +209,13 @@ def build_app(
     async def first_record_at(tp: Any, offset: int) -> int | None:
         return await first_offset_at(settings, tp.topic, tp.partition, offset)
 
+    async def committed_at(tp: Any) -> int | None:
+        return await committed_offset(settings, settings.app_id, tp.topic, tp.partition)
+
     async def run_batches(
         stream: StreamT, process: Callable[[Any], Awaitable[Any]], done: Callable[[Any], None]
     ) -> None:
-        guard = OffsetGuard(app.consumer, first_record_at)
+        guard = OffsetGuard(app.consumer, first_record_at, committed_at)
         guards.append(guard)
         async for events in stream.take_events(batch.max_batch, within=batch.max_wait_s):
             try:

@@ -577,6 +577,20 @@ async def first_offset_at(
         await consumer.stop()
 
 
+async def committed_offset(kafka: Kafka, group_id: str, topic: str, partition: int) -> int | None:
+    """The group's committed offset on one partition, as the broker has it (None: none)."""
+    conn = connection(kafka)
+    admin = AIOKafkaAdminClient(**conn.client_kwargs())
+    await _start(admin, conn)
+    try:
+        tp = TopicPartition(topic, partition)
+        offsets = await admin.list_consumer_group_offsets(group_id, partitions=[tp])
+    finally:
+        await admin.close()
+    meta = offsets.get(tp)
+    return None if meta is None or meta.offset < 0 else int(meta.offset)
+
+
 async def iter_topic(
     kafka: Kafka,
     topic: str,

@@ -35,16 +35,19 @@ from faust.types import TP, EventT
 log = logging.getLogger(__name__)
 
 Probe = Callable[[TP, int], Awaitable[int | None]]
+Committed = Callable[[TP], Awaitable[int | None]]
 
 
 class OffsetGuard:
     """Admits a batch's records in offset order per partition; seeks back over holes."""
 
-    def __init__(self, consumer: Any, probe: Probe) -> None:
+    def __init__(self, consumer: Any, probe: Probe, committed: Committed) -> None:
         """``probe(tp, offset)``: the offset of the first record the broker holds at or
-        after ``offset`` (None: none yet)."""
+        after ``offset`` (None: none yet); ``committed(tp)``: the group's committed
+        offset as the broker has it (None: never committed)."""
         self.consumer = consumer
         self.probe = probe
+        self.committed = committed
         self.expect: dict[TP, int] = {}
         self.resync: dict[TP, int] = {}
         """Partitions sought back: the offset the re-read must start at."""
@@ -126,14 +129,19 @@ class OffsetGuard:
 
     async def _start_of(self, tp: TP) -> int | None:
         """Where the partition's records start for this worker: the group's committed
-        offset, else the partition's first offset (None: the broker did not say)."""
-        committed = getattr(self.consumer, "_committed_offset", {}).get(tp)
-        if committed is not None and committed >= 0:
-            return int(committed)
+        offset (asked of the broker: the consumer may not know it yet when the first
+        records arrive), else the partition's first offset (None: cannot tell)."""
         try:
+            committed = await self.committed(tp)
+            if committed is not None and committed >= 0:
+                return committed
             earliest = await self.consumer.earliest_offsets(tp)
-        except Exception:  # e.g. no broker under faust's test_context
-            log.warning("%s: no earliest offset; its first record is taken as the start", tp)
+        except Exception as exc:  # e.g. no broker under faust's test_context
+            log.warning(
+                "%s: no committed or first offset (%s); its first record is taken as the start",
+                tp,
+                exc,
+            )
             return None
         return None if earliest.get(tp) is None else int(earliest[tp])
 

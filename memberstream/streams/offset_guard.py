@@ -74,9 +74,9 @@ class OffsetGuard:
             msg = ev.message
             tp, offset = msg.tp, msg.offset
             expected = self.expect.get(tp, offset)  # start unknown: take the first as it is
-            if tp not in self.resync and tp not in seek and offset > expected:
+            if tp not in self.resync and offset > expected:  # a seek puts tp in resync
                 await self._hole(tp, expected, offset, seek)
-            if self._admits(tp, offset, seek):
+            if self._admits(tp, offset):
                 admitted.append(ev)
             else:
                 self._drop(msg)
@@ -105,6 +105,7 @@ class OffsetGuard:
             self.expect[tp] = offset
             return
         self.holes += 1
+        start = expected if first is None else first
         log.warning(
             "%s[%d]: got offset %d but %d was not processed yet (records skipped by the "
             "consumer); re-reading from %d",
@@ -112,13 +113,12 @@ class OffsetGuard:
             tp.partition,
             offset,
             expected,
-            expected if first is None else first,
+            start,
         )
-        start = expected if first is None else first
         self.resync[tp] = start
         seek[tp] = start
 
-    def _admits(self, tp: TP, offset: int, seek: dict[TP, int]) -> bool:
+    def _admits(self, tp: TP, offset: int) -> bool:
         start = self.resync.get(tp)
         if start is not None:
             if offset > start:  # queued before the seek, or past the hole: not yet

@@ -97,7 +97,6 @@ class ProductApplied:
 class SummaryRequest:
     """A summary to make, fixed when it fell due (so batching cannot change it)."""
 
-    cause: str
     reviews: list[ReviewText]
     rating_count: int
     rating_mean: float
@@ -223,7 +222,6 @@ class ProductProcessor:
         if not buffer.add(kept, self.summaries):
             return None
         request = SummaryRequest(
-            cause=review.event_id,
             reviews=[r.review_text() for r in buffer.reviews],
             rating_count=buffer.count,
             rating_mean=round(buffer.rating_mean, 4),

@@ -99,12 +99,9 @@ def test_a_30_second_outage_loses_nothing_doubles_nothing_and_logs_little(
     assert len(lines) < 1500, f"{len(lines)} log lines for a {OUTAGE_S} s outage"
 
 
-def test_a_deleted_output_topic_stops_the_worker_with_a_clear_message(
-    own_broker: DevBroker, tmp_path: Path
-) -> None:
-    settings = make_namespace(
-        _bootstrap(own_broker), tmp_path, batch={"send_timeout_s": 5}, inference={"enabled": False}
-    )
+def worker_past_a_deleted_topic(settings: Settings, tmp_path: Path) -> WorkerProcess:
+    """A worker that caught up, then met new events after member.profiles was deleted
+    (the broker does not re-create it)."""
     events = workload(400, seed=19)
     produce(settings, raw_records(settings, events[:200]))
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
@@ -112,6 +109,20 @@ def test_a_deleted_output_topic_stops_the_worker_with_a_clear_message(
         wait_done(settings, worker, 120)
         asyncio.run(delete_topics(settings, [settings.topics.member_profiles]))
         produce(settings, raw_records(settings, events[200:]))
+    except BaseException:
+        worker.kill()
+        raise
+    return worker
+
+
+def test_a_deleted_output_topic_stops_the_worker_with_a_clear_message(
+    own_broker: DevBroker, tmp_path: Path
+) -> None:
+    settings = make_namespace(
+        _bootstrap(own_broker), tmp_path, batch={"send_timeout_s": 5}, inference={"enabled": False}
+    )
+    worker = worker_past_a_deleted_topic(settings, tmp_path)
+    try:
         assert worker.proc is not None
         code = worker.proc.wait(timeout=90)  # it exits on its own, it does not stall
     finally:
@@ -133,13 +144,8 @@ def test_sigterm_stops_a_stuck_worker_within_the_shutdown_timeout(
         batch={"send_timeout_s": 600},  # stuck on the missing topic far longer than that
         inference={"enabled": False},
     )
-    events = workload(400, seed=19)
-    produce(settings, raw_records(settings, events[:200]))
-    worker = WorkerProcess(settings, tmp_path / "worker.log").start()
+    worker = worker_past_a_deleted_topic(settings, tmp_path)
     try:
-        wait_done(settings, worker, 120)
-        asyncio.run(delete_topics(settings, [settings.topics.member_profiles]))
-        produce(settings, raw_records(settings, events[200:]))
         time.sleep(5)  # the next batch is now waiting for the missing topic
         assert worker.running, worker.log_tail()
         started = time.monotonic()

@@ -71,6 +71,8 @@ def decode_event(raw: bytes | None, event_type: type[E]) -> E | DecodeFailure:
         return event_type.model_validate(data)
     except ValidationError as exc:
         failure = _validation_failure(exc)
+    except Exception as exc:  # a validator's own bug must not stop the partition either
+        return DecodeFailure("validation", f"{type(exc).__name__}: {exc}")
     # An unknown version explains every other error: report it alone.
     version_errors = [e for e in failure.errors if e["field"] == "schema_version"]
     if version_errors:

@@ -37,7 +37,10 @@ def _iso_string_only(value: Any) -> Any:
 def _to_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must be timezone-aware (e.g. 2024-05-01T12:00:00Z)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:00 has no UTC time
+        raise ValueError("is outside the range of UTC timestamps") from None
 
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, strict=True)]

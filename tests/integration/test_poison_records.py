@@ -87,6 +87,15 @@ def poison(settings: Settings) -> list[tuple[str, Raw]]:
         ("1 MB on the product topic", (t.product_reviews, b"p1", one_mb)),
         ("invalid UTF-8 on the product topic", (t.product_reviews, b"p1", b"\xff\xfe\xfd")),
         ("a 200 kB key", (t.purchases, b"k" * 200_000, b"{}")),
+        (  # its UTC time overflows Python's datetime
+            "a time outside the UTC range",
+            (
+                t.clicks,
+                b"mpoison",
+                b'{"event_id": "p-ts", "member_id": "mpoison", "action": "view", '
+                b'"occurred_at": "0001-01-01T00:00:00+05:00"}',
+            ),
+        ),
     ]
 
 

@@ -278,6 +278,20 @@ CASES: list[tuple[str, type[Envelope], dict[str, Any], str, str]] = [
     ("float-ts", ClickEvent, click(occurred_at=1_714_557_600.5), "occurred_at", "ISO 8601"),
     ("numeric-string-ts", ClickEvent, click(occurred_at="1714557600"), "occurred_at", "ISO 8601"),
     ("garbage-ts", ClickEvent, click(occurred_at="yesterday"), "occurred_at", ""),
+    (
+        "ts-before-utc-range",  # raised OverflowError out of the decoder: a poison pill
+        ClickEvent,
+        click(occurred_at="0001-01-01T00:00:00+05:00"),
+        "occurred_at",
+        "outside the range",
+    ),
+    (
+        "ts-after-utc-range",
+        ClickEvent,
+        click(occurred_at="9999-12-31T23:59:59-05:00"),
+        "occurred_at",
+        "outside the range",
+    ),
     ("negative-total", PurchaseEvent, purchase(total=-1.0), "total", "greater than or equal to 0"),
     (
         "negative-unit-price",

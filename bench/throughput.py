@@ -25,6 +25,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -58,16 +59,19 @@ from memberstream.streams.worker_process import WorkerProcess
 ROOT = Path(__file__).resolve().parent.parent
 COMMIT_INTERVAL_S = 0.5
 POLL_S = 0.2
+TARGET_RATIO = 0.25  # the worker at no less than this x the bare Faust agent
 GOAL_RATIO = 0.5
+GOAL_KEY = "worker/faust-floor"
 COARSE_STEPS = 5  # fewer partial commit levels than this: the slope is rough
-GOAL = f"worker >= {GOAL_RATIO} x passthrough"
+GOAL = f"worker >= {TARGET_RATIO} x faust-floor (goal {GOAL_RATIO})"
 CONTENDERS = ("passthrough", "faust-floor", "worker")
-NOISE_ABOVE_FLOOR = 1.1  # worker/faust-floor above this: the run can't be read against the floor
 # (numerator, denominator, what the ratio means); the first one is the goal's
 RATIOS = (
-    ("worker", "passthrough", "the goal"),
-    ("faust-floor", "passthrough", "ceiling for any Faust agent"),
     ("worker", "faust-floor", "the worker's own cost on top of Faust's"),
+    ("faust-floor", "passthrough", "ceiling for any Faust agent"),
+    ("worker", "passthrough", "the worker against plain aiokafka"),
+    ("worker-before", "faust-floor", "the worker before the change"),
+    ("worker", "worker-before", "speed-up over the code before the change"),
 )
 
 Record = tuple[bytes, bytes]  # key, value
@@ -274,9 +278,55 @@ class FaustFloorProcess(ModuleProcess):
         ]
 
 
-def start_contender(name: str, settings: Settings, log_path: Path) -> Child:
-    if name == "worker":
-        return WorkerProcess(settings, log_path).start()
+@dataclass(frozen=True)
+class RunOptions:
+    """How the worker contenders run: under a profiler, and from which checkout."""
+
+    profile_dir: Path | None = None  # py-spy's collapsed stacks of each worker run go here
+    before: Path | None = None  # a checkout of the code before a change: "worker-before"
+
+
+class ProfiledWorker(WorkerProcess):
+    """A worker with py-spy attached to it; the profile is written when it stops.
+
+    py-spy attaches by pid rather than wrapping the command: it writes its file on
+    SIGINT, and the worker must still get its own SIGTERM to shut down as usual.
+    """
+
+    def __init__(self, *args: Any, profile_path: Path, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.profile_path = profile_path
+        self.spy: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ProfiledWorker:
+        super().start()
+        assert self.proc is not None
+        self.profile_path.parent.mkdir(parents=True, exist_ok=True)
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        cmd = [spy, "record", "--format", "raw", "--rate", "200", "--nonblocking"]
+        cmd += ["--output", str(self.profile_path), "--pid", str(self.proc.pid)]
+        self.spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        if self.spy is not None and self.spy.poll() is None:
+            self.spy.send_signal(signal.SIGINT)
+            try:
+                self.spy.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.spy.kill()
+        return super().stop(timeout_s)
+
+
+def start_contender(
+    name: str, settings: Settings, log_path: Path, options: RunOptions, round_no: int
+) -> Child:
+    if name in ("worker", "worker-before"):
+        source = options.before if name == "worker-before" else None
+        if options.profile_dir is None:
+            return WorkerProcess(settings, log_path, source=source).start()
+        out = options.profile_dir / f"{name}-{round_no}.txt"
+        return ProfiledWorker(settings, log_path, source=source, profile_path=out).start()
     if name == "faust-floor":
         return FaustFloorProcess(settings, log_path).start()
     return PassthroughProcess(settings, log_path).start()
@@ -385,6 +435,7 @@ async def measure(
     records: list[Record],
     log_dir: Path,
     timeout_s: float,
+    options: RunOptions,
 ) -> RunResult:
     """One run: fresh namespace, pre-produce, start the contender, sample, stop it."""
     await create_topics(settings)
@@ -393,7 +444,7 @@ async def measure(
     log_path = log_dir / f"{contender}-{round_no}-{run_id(settings)}.log"
     async with GroupOffsets(settings, settings.app_id, [topic]) as offsets:
         started = time.monotonic()
-        child = start_contender(contender, settings, log_path)
+        child = start_contender(contender, settings, log_path, options, round_no)
         try:
             samples = await sample_until_done(offsets, child, len(records), started, timeout_s)
         finally:
@@ -430,7 +481,8 @@ async def run_one(
     contender: str, round_no: int, records: list[Record], args: argparse.Namespace, tmp: Path
 ) -> RunResult:
     async with fresh_namespace(args.bootstrap, args.partitions, tmp, args.keep_topics) as ns:
-        return await measure(contender, round_no, ns, records, tmp / "logs", args.timeout)
+        options = RunOptions(args.profile, args.before)
+        return await measure(contender, round_no, ns, records, tmp / "logs", args.timeout, options)
 
 
 async def run_all(
@@ -439,7 +491,7 @@ async def run_all(
     await wait_for_kafka(Settings(kafka_bootstrap_servers=args.bootstrap))
     results = []
     for round_no in range(1, args.rounds + 1):
-        for contender in CONTENDERS:
+        for contender in contenders(args):
             result = await run_one(contender, round_no, records, args, tmp)
             report(result)
             results.append(result)
@@ -447,6 +499,14 @@ async def run_all(
 
 
 # --- summary -----------------------------------------------------------------------------------
+
+
+def contenders(args: argparse.Namespace) -> list[str]:
+    """The contenders of a round, in the order they run."""
+    names = list(args.contenders)
+    if args.before is not None and "worker-before" not in names:
+        names.append("worker-before")
+    return names
 
 
 def rates_of(results: list[RunResult], contender: str) -> list[float]:
@@ -470,21 +530,24 @@ def ratio_of(
 
 
 def summarize(results: list[RunResult]) -> dict[str, Any]:
+    names = list(dict.fromkeys(r.contender for r in results))
     stats = {}
-    for name in CONTENDERS:
+    for name in names:
         rates = rates_of(results, name)
         stats[name] = {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
-    ratios = {f"{n}/{d}": ratio_of(results, stats, n, d, m) for n, d, m in RATIOS}
-    goal = ratios["worker/passthrough"]
+    ratios = {
+        f"{n}/{d}": ratio_of(results, stats, n, d, m)
+        for n, d, m in RATIOS
+        if n in stats and d in stats
+    }
+    goal = ratios.get(GOAL_KEY)
     return {
         "contenders": stats,
         "ratios": ratios,
-        # worker/passthrough again under the keys older results used
-        "ratio_per_round": goal["per_round"],
-        "ratio_of_medians": goal["of_medians"],
         "fewest_commit_steps": min(r.commit_steps for r in results),
         "goal": GOAL,
-        "goal_met": goal["of_medians"] >= GOAL_RATIO,
+        "target_met": None if goal is None else goal["of_medians"] >= TARGET_RATIO,
+        "goal_met": None if goal is None else goal["of_medians"] >= GOAL_RATIO,
     }
 
 
@@ -522,6 +585,7 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
         "events": args.events,
         "rounds": args.rounds,
         "partitions": args.partitions,
+        "before": before_commit(args.before),
         "commit_interval_s": COMMIT_INTERVAL_S,
         "worker_store": "rocksdb://",
         "faust_floor": "bench.faust_floor: worker's faust settings, store memory://, one agent "
@@ -530,6 +594,19 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
         "rate_method": "slope between 10% and 90% of events committed, interpolated on "
         "commit onsets (first sample at each new committed level)",
     }
+
+
+def before_commit(checkout: Path | None) -> str | None:
+    """The short commit id of the ``--before`` checkout (its path when not a git tree)."""
+    if checkout is None:
+        return None
+    done = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() if done.returncode == 0 else str(checkout)
 
 
 REPRODUCE = (
@@ -548,80 +625,72 @@ def coarse_note(steps: int) -> list[str]:
     ]
 
 
+def verdict(summary: dict[str, Any]) -> str:
+    if summary["goal_met"] is None:
+        return "not measured (the run lacks the worker or the floor)"
+    if summary["goal_met"]:
+        return "target and goal met"
+    if summary["target_met"]:
+        return "target met, goal not met"
+    return "**target not met**"
+
+
 def reading(summary: dict[str, Any]) -> str:
     """Two or three sentences on what the ratios mean, from the numbers of this run."""
     ratios = summary["ratios"]
-    fp = ratios["faust-floor/passthrough"]["of_medians"]
-    wf = ratios["worker/faust-floor"]["of_medians"]
-    wp = ratios["worker/passthrough"]["of_medians"]
-    lines = [
-        f"A Faust agent that only forwards records (`bench/faust_floor.py`) reaches {fp:.2f} x "
-        "the passthrough here"
-        + ("" if wf > NOISE_ABOVE_FLOOR else ", which bounds any Faust agent on this machine")
-        + f"; the worker reaches {wf:.2f} x of that floor ({wp:.2f} x the passthrough)."
-    ]
-    if wf > NOISE_ABOVE_FLOOR:
+    lines = []
+    if "faust-floor/passthrough" in ratios:
+        fp = ratios["faust-floor/passthrough"]["of_medians"]
         lines.append(
-            "The worker does more per event than the floor, so measuring faster than it means "
-            "this run is too short or too noisy for the floor to bound anything (raise "
-            f"--events or --rounds); the goal ({GOAL}) is "
-            f"{'met' if summary['goal_met'] else 'not met'}."
+            f"A Faust agent that only forwards records (`bench/faust_floor.py`) reaches "
+            f"{fp:.2f} x the passthrough here, the ceiling for any Faust agent."
         )
-        return " ".join(lines)
-    if summary["goal_met"]:
-        lines.append(f"The goal ({GOAL}) is met.")
-    elif fp < GOAL_RATIO:
+    if GOAL_KEY in ratios:
+        wf = ratios[GOAL_KEY]["of_medians"]
         lines.append(
-            f"The goal ({GOAL}) is not met, and no Faust agent could meet it here: Faust's "
-            f"own per-message cost already holds the floor at {fp:.2f}."
+            f"The worker reaches {wf:.2f} x that floor ({verdict(summary)}): per event it "
+            f"takes {1 / wf:.1f} x the floor's time, the difference being memberstream's own "
+            "work (decoding, member state, table, outputs)."
         )
-    else:
-        lines.append(
-            f"The goal ({GOAL}) is not met; it needs the worker at {GOAL_RATIO / fp:.2f} x "
-            "of the floor."
-        )
-    if wf >= 0.9:
-        lines.append(
-            "The worker is within 10% of the floor: nearly all "
-            "of its per-event cost is Faust's, not memberstream's."
-        )
-    else:
-        lines.append(
-            f"Per event the worker takes {1 / wf:.1f} x the floor's time; the difference is "
-            "memberstream's own work (decoding, member state, table, outputs)."
-        )
+    if "worker/worker-before" in ratios:
+        speedup = ratios["worker/worker-before"]["of_medians"]
+        lines.append(f"Against the code before the change, in the same run: {speedup:.2f} x.")
     return " ".join(lines)
 
 
 def markdown(info: dict[str, Any], summary: dict[str, Any]) -> str:
     rows = [
-        "| contender | median events/s | min | max | x passthrough |",
+        "| contender | median events/s | min | max | x faust-floor |",
         "|---|---:|---:|---:|---:|",
     ]
-    base = summary["contenders"]["passthrough"]["median"]
-    for name in CONTENDERS:
-        s = summary["contenders"][name]
+    stats = summary["contenders"]
+    base = stats.get("faust-floor", {}).get("median")
+    for name, s in stats.items():
         nums = f"{s['median']:,.0f} | {s['min']:,.0f} | {s['max']:,.0f}"
-        rows.append(f"| {name} | {nums} | {s['median'] / base:.2f} |")
+        rel = f"{s['median'] / base:.2f}" if base else "-"
+        rows.append(f"| {name} | {nums} | {rel} |")
     ratio_rows = [
         "| ratio | of medians | per round | meaning |",
         "|---|---:|---|---|",
     ]
-    met = "met" if summary["goal_met"] else "**not met**"
     for key, r in summary["ratios"].items():
         per_round = ", ".join(f"{v:.2f}" for v in r["per_round"].values())
-        meaning = f"{GOAL}: {met}" if key == "worker/passthrough" else r["meaning"]
+        meaning = r["meaning"]
+        if key == GOAL_KEY:
+            meaning = f"{GOAL}: {verdict(summary)}"
         ratio_rows.append(f"| {key} | {r['of_medians']:.2f} | {per_round} | {meaning} |")
+    before = info.get("before")
     return "\n".join(
         [
-            "# Throughput: memberstream worker vs aiokafka passthrough and a bare Faust agent",
+            "# Throughput: memberstream worker vs a bare Faust agent and aiokafka",
             "",
             f"{info['events']:,} PURCHASE events, {info['rounds']} alternating rounds, "
             f"{info['partitions']} partitions, commit every {info['commit_interval_s']} s, "
             f"{info['cpu_count']} CPUs, Python {info['python']}, {info['when']}.",
             "Rate: events/s between 10% and 90% of the events committed. "
             "faust-floor: `bench/faust_floor.py`, a Faust app with the worker's settings whose "
-            "one agent forwards each `take_events(500, 0.05)` event with `app.producer.send`.",
+            "one agent forwards each `take_events(500, 0.05)` event with `app.producer.send`."
+            + (f" worker-before: the worker of commit `{before}`, same run." if before else ""),
             "",
             *rows,
             "",
@@ -669,7 +738,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per run")
     parser.add_argument("--keep-topics", action="store_true", help="don't delete run topics")
+    parser.add_argument(
+        "--contenders",
+        type=lambda v: [c.strip() for c in v.split(",") if c.strip()],
+        default=list(CONTENDERS),
+        help="comma-separated subset of " + ",".join(CONTENDERS) + " (default: all)",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of an earlier commit (e.g. `git worktree add /tmp/before <sha>`): "
+        "its worker runs as the contender worker-before in the same rounds",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record each worker run with py-spy (collapsed stacks) into this directory; "
+        "summarize with `python -m bench.profile_summary DIR`",
+    )
     args = parser.parse_args(argv)
+    unknown = set(args.contenders) - set(CONTENDERS)
+    if unknown:
+        parser.error(f"unknown contenders: {', '.join(sorted(unknown))}")
+    if args.before is not None and not (args.before / "memberstream").is_dir():
+        parser.error(f"--before {args.before}: no memberstream package there")
     if args.events < 10 or args.rounds < 1:
         parser.error("need --events >= 10 and --rounds >= 1")
     return args

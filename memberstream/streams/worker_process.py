@@ -54,14 +54,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 class WorkerProcess:
     """A worker child process; its output goes to ``log_path``. ``env`` adds variables
-    that are not settings (e.g. ``MEMBERSTREAM_FAILPOINTS``)."""
+    that are not settings (e.g. ``MEMBERSTREAM_FAILPOINTS``); ``source`` runs the
+    ``memberstream`` package of another checkout (a benchmark's before figure)."""
 
     def __init__(
-        self, settings: Settings, log_path: Path, env: dict[str, str] | None = None
+        self,
+        settings: Settings,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        source: Path | None = None,
     ) -> None:
         self.settings = settings
         self.log_path = log_path
         self.extra_env = env or {}
+        self.source = source
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -69,10 +75,20 @@ class WorkerProcess:
         env.update(settings_env(self.settings))
         env.pop("MEMBERSTREAM_CONFIG", None)
         env.update(self.extra_env)
+        if self.source is not None:
+            env["PYTHONPATH"] = str(self.source)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "memberstream", "worker", "--log-level", "info"],
+                [
+                    sys.executable,
+                    "-m",
+                    "memberstream",
+                    "worker",
+                    "--log-level",
+                    "info",
+                ],
+                cwd=self.source,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

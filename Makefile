@@ -55,6 +55,7 @@ test-unit: models
 lint: setup
 	$(BIN)/ruff check memberstream tests bench
 	$(BIN)/ruff format --check memberstream tests bench
+	$(BIN)/lint-imports
 
 bench: broker models
 	$(BIN)/python -m bench.throughput
@@ -72,4 +73,4 @@ bench-memory: broker models
 	$(BIN)/python -m bench.memory
 
 clean:
-	rm -rf $(VENV) .memberstream .pytest_cache .ruff_cache
+	rm -rf $(VENV) .memberstream .pytest_cache .ruff_cache .import_linter_cache

@@ -9,7 +9,7 @@ Then, alternating for R rounds:
 
 - detectors on: ``memberstream worker`` with the default settings (and the
   learned scorer in the model directory); its member.anomalies records are
-  matched to the labels (:mod:`memberstream.models.anomaly.evaluation`);
+  matched to the labels (:mod:`memberstream.domain.anomaly.evaluation`);
 - detectors off: the same worker with ``anomaly.enabled=false``.
 
 Events/s is the slope of committed input offsets between 10% and 90%, as in
@@ -38,17 +38,17 @@ from bench.throughput import (
     slope_rate,
 )
 from memberstream.config import Settings
+from memberstream.core.offline import OfflineRun
+from memberstream.core.roles import ANOMALIES
 from memberstream.datasets.anomalies import AnomalyInjector, InjectionConfig
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
-from memberstream.models.anomaly.evaluation import Evaluation, evaluate
+from memberstream.domain.anomaly.evaluation import Evaluation, evaluate
+from memberstream.ml.inference import stage_from_settings
 from memberstream.schemas.events import Envelope
-from memberstream.streams.inference import stage_from_settings
 from memberstream.streams.kafka_io import (
     read_json,
     wait_for_kafka,
 )
-from memberstream.streams.member_processor import ANOMALIES
-from memberstream.streams.offline import OfflineRun
 from memberstream.streams.worker_process import WorkerProcess
 
 GOAL_PRECISION = 0.9

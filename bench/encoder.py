@@ -6,9 +6,9 @@ The texts are ``load_eval_texts`` (real review texts, half English, half Chinese
 Three contenders encode the same texts in the same batches of B with max_length 64,
 mean pooling and L2 normalisation:
 
-- torch fp32: :class:`memberstream.models.onnx_export.TorchReference`, the checkpoint
+- torch fp32: :class:`memberstream.ml.onnx_export.TorchReference`, the checkpoint
   the ONNX model was exported from;
-- ORT fp32 / ORT int8: :class:`memberstream.models.encoder.TextEncoder` with that
+- ORT fp32 / ORT int8: :class:`memberstream.ml.encoder.TextEncoder` with that
   variant on the CPU provider.
 
 Speed is texts/s from ``onnx_export.throughput`` (one call per batch after one warm-up
@@ -41,17 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from memberstream.models.encoder import (
+from memberstream.ml.encoder import (
     CUDA,
-    DEFAULT_MODEL_DIR,
-    INT8_MEAN_COSINE,
-    INT8_MIN_COSINE,
     METADATA_FILE,
     EncoderMetadata,
     TextEncoder,
     choose_providers,
 )
-from memberstream.models.onnx_export import (
+from memberstream.ml.onnx_export import (
     TorchReference,
     agreement,
     default_source_dir,
@@ -59,7 +56,8 @@ from memberstream.models.onnx_export import (
     int8_ok,
     throughput,
 )
-from memberstream.models.text_corpus import english_review_snippets, load_eval_texts
+from memberstream.ml.settings import DEFAULT_MODEL_DIR, INT8_MEAN_COSINE, INT8_MIN_COSINE
+from memberstream.ml.training.text_corpus import english_review_snippets, load_eval_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("torch fp32", "ORT fp32", "ORT int8")

@@ -50,18 +50,18 @@ from bench.throughput import (
     slope_rate,
 )
 from memberstream.config import Settings
+from memberstream.core.member.processor import MemberProcessor
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
-from memberstream.models.encoder import choose_providers
+from memberstream.ml.encoder import choose_providers
+from memberstream.ml.inference import stage_from_settings
 from memberstream.schemas.codec import encode
 from memberstream.schemas.events import Envelope
-from memberstream.streams.inference import stage_from_settings
 from memberstream.streams.kafka_io import (
     create_topics,
     iter_records,
     topic_for,
     wait_for_kafka,
 )
-from memberstream.streams.member_processor import MemberProcessor
 from memberstream.streams.worker_process import WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sentence_transformers import SentenceTransformer
 
 from memberstream.config import Settings
-from memberstream.models.onnx_export import default_source_dir
-from memberstream.models.taxonomy import Taxonomy
+from memberstream.domain.taxonomy import Taxonomy
+from memberstream.ml.onnx_export import default_source_dir
 
 log = logging.getLogger("naive")
 

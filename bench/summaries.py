@@ -32,19 +32,19 @@ from typing import Any
 
 from bench.throughput import run_info, save_results
 from memberstream.config import Settings
+from memberstream.core.summaries import CachedEncoder, build_summarizer
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
-from memberstream.models.aspects import is_cjk
-from memberstream.models.reference_set import load_reference_set
-from memberstream.models.rouge import METRICS, rouge_all
-from memberstream.models.sentiment_training import (
+from memberstream.domain.summaries.aspects import is_cjk
+from memberstream.domain.summaries.rouge import METRICS, rouge_all
+from memberstream.domain.summaries.summarizer import ReviewText, Summary
+from memberstream.ml.inference import stage_from_settings
+from memberstream.ml.training.reference_set import load_reference_set
+from memberstream.ml.training.sentiment import (
     SentimentTrainingConfig,
     evaluate_real_corpora,
     train_sentiment,
 )
-from memberstream.models.summarizer import ReviewText, Summary
-from memberstream.models.text_corpus import load_eval_texts
-from memberstream.streams.inference import stage_from_settings
-from memberstream.streams.summaries import CachedEncoder, build_summarizer
+from memberstream.ml.training.text_corpus import load_eval_texts
 
 
 def lead_baseline(reviews: list[ReviewText], words: int) -> str:

@@ -1,6 +1,6 @@
-"""``python -m memberstream``: the command line (see :mod:`memberstream.streams.cli`)."""
+"""``python -m memberstream``: the command line (see :mod:`memberstream.cli.main`)."""
 
-from memberstream.streams.cli import main
+from memberstream.cli.main import main
 
 if __name__ == "__main__":
     main()

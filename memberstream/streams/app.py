@@ -17,7 +17,13 @@ import faust
 from faust.types import StreamT, TableT, TopicT
 
 from memberstream.config import Settings
+from memberstream.core.ingest import BatchStats, IngestBatcher
+from memberstream.core.member.processor import MemberProcessor
+from memberstream.core.product_ingest import ProductBatcher, ProductBatchStats
+from memberstream.core.product_processor import ProductProcessor
+from memberstream.core.summaries import build_summarizer
 from memberstream.errors import EX_SOFTWARE
+from memberstream.ml.inference import InferenceStage, load_taxonomy, stage_from_settings
 from memberstream.schemas.events import (
     ClickEvent,
     Envelope,
@@ -26,15 +32,10 @@ from memberstream.schemas.events import (
     ReviewEvent,
 )
 from memberstream.streams.commit_watchdog import CommitWatchdog
-from memberstream.streams.inference import InferenceStage, load_taxonomy, stage_from_settings
-from memberstream.streams.ingest import BatchStats, IngestBatcher, held_acks
+from memberstream.streams.faust_batches import TableStore, held_acks
 from memberstream.streams.kafka_io import committed_offset, first_offset_at
-from memberstream.streams.member_processor import MemberProcessor
 from memberstream.streams.offset_guard import OffsetGuard
 from memberstream.streams.outputs import OutputNotDelivered, OutputSink
-from memberstream.streams.product_ingest import ProductBatcher, ProductBatchStats
-from memberstream.streams.product_processor import ProductProcessor
-from memberstream.streams.summaries import build_summarizer
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def build_app(
     ``sink_factory`` builds what the agent produces through; agent tests pass
     one that records outputs in memory. ``stage`` is the inference stage (by
     default loaded from ``settings.inference``, which raises
-    :class:`~memberstream.models.encoder.EncoderError` when the model cannot be
+    :class:`~memberstream.ml.encoder.EncoderError` when the model cannot be
     loaded; None runs without a text model).
     """
     taxonomy = load_taxonomy(settings)
@@ -247,7 +248,7 @@ def build_app(
     @app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: StreamT) -> None:
         batcher = IngestBatcher(
-            members,
+            TableStore(members),
             MemberProcessor(settings, taxonomy, model_version, learned_version),
             sink_factory(app, settings),
             event_types,
@@ -258,7 +259,7 @@ def build_app(
     @app.agent(_raw_topic(app, settings, topics.product_reviews), name="products", concurrency=1)
     async def product_agent(stream: StreamT) -> None:
         batcher = ProductBatcher(
-            products,
+            TableStore(products),
             ProductProcessor(settings),
             sink_factory(app, settings),
             stage,

@@ -15,7 +15,7 @@ the same way after a restart; when the broker holds records there, the
 watchdog seeks it to the start and resumes fetching it. The records after it come again;
 those already applied are recognised by their Kafka position in the member's (or
 product's) state and skipped, however long the re-read span
-(:mod:`memberstream.streams.positions`); their outputs were acknowledged before
+(:mod:`memberstream.core.positions`); their outputs were acknowledged before
 that state was written. The span is logged with each re-read.
 """
 

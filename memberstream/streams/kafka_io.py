@@ -33,10 +33,10 @@ from aiokafka.protocol.admin import CreateAclsRequest
 from aiokafka.protocol.metadata import MetadataRequest
 
 from memberstream.config import Settings
+from memberstream.config.kafka import KafkaSecuritySettings
 from memberstream.errors import AuthError, KafkaUnavailableError
 from memberstream.schemas.codec import encode
 from memberstream.schemas.events import Envelope
-from memberstream.streams.kafka_security import KafkaSecuritySettings
 
 T = TypeVar("T")
 

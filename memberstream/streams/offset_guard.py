@@ -6,7 +6,7 @@ ones; its consumer then records the skipped offsets as a "gap" (meant for
 compacted topics and transaction markers) and counts them as done when it
 commits, so they are never processed. Seen here: a worker restarted mid-stream
 lost 91 of one member's clicks. The member state's applied offsets
-(:mod:`memberstream.streams.positions`) also assume a member's records on a
+(:mod:`memberstream.core.positions`) also assume a member's records on a
 partition arrive in order.
 
 The guard checks every record of a batch against the next offset it expects on

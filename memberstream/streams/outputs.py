@@ -6,7 +6,7 @@ delivery future of every record it sends, and :meth:`OutputSink.drain` waits
 until the broker has acknowledged them all. Batches drain before they write
 any state: state that remembers a record implies its outputs exist, which is
 what lets a redelivered record be skipped without re-emitting anything
-(:mod:`memberstream.streams.positions`).
+(:mod:`memberstream.core.positions`).
 
 Outputs that cannot be delivered within ``batch.send_timeout_s`` fail the batch
 (:class:`OutputNotDelivered`; the worker exits without committing it). A dead
@@ -28,12 +28,12 @@ import orjson
 from aiokafka.errors import TopicAuthorizationFailedError
 from faust.types import Message
 
-from memberstream.config import Settings
+from memberstream.config import DeadLetterSettings, Settings
+from memberstream.core.dead_letters import dead_letter_for, dead_letter_key
+from memberstream.core.roles import Emit
 from memberstream.errors import TimedOut
 from memberstream.schemas.codec import DecodeFailure
 from memberstream.schemas.outputs import DeadLetter
-from memberstream.streams.dead_letters import DeadLetterSettings, dead_letter_for, dead_letter_key
-from memberstream.streams.member_processor import Emit
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class OutputSink:
             return await self.app.producer.send(topic, key, value, None, None, None)
 
     async def emit(self, emit: Emit) -> None:
-        topic = getattr(self.topics, emit.role)
+        topic = getattr(self.topics, emit.role.value)
         try:
             fut = await self._send(topic, emit.key.encode("utf-8"), orjson.dumps(emit.payload))
         except Exception as exc:

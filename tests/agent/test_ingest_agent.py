@@ -10,10 +10,10 @@ import pytest
 from faust.types import Message
 
 from memberstream.config import Settings
+from memberstream.core.roles import Emit
 from memberstream.schemas.codec import DecodeFailure, encode
 from memberstream.schemas.events import LineItem, PurchaseEvent
 from memberstream.streams.app import build_app
-from memberstream.streams.member_processor import Emit
 from memberstream.streams.outputs import OutputSink, dead_letter_of
 
 
@@ -147,7 +147,7 @@ async def test_a_failing_event_goes_to_dlq_and_the_member_state_rolls_back(
     app_and_sink, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """A bug hit by one event (here: apply raising half-way) costs that event only."""
-    from memberstream.streams.member_processor import MemberProcessor
+    from memberstream.core.member.processor import MemberProcessor
 
     original = MemberProcessor.apply
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from memberstream.cli.devbroker import DevBroker
 from memberstream.config import BrokerSettings
-from memberstream.streams.devbroker import DevBroker
 
 
 def free_ports(n: int) -> list[int]:

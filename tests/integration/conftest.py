@@ -70,8 +70,8 @@ def _kafka() -> Iterator[str]:
         with KafkaContainer("confluentinc/cp-kafka:7.7.1").with_kraft() as kafka:
             yield kafka.get_bootstrap_server()
         return
+    from memberstream.cli.devbroker import DevBroker
     from memberstream.config import BrokerSettings
-    from memberstream.streams.devbroker import DevBroker
 
     bootstrap = DevBroker(BrokerSettings()).start()
     asyncio.run(wait_for_kafka(Settings(kafka_bootstrap_servers=bootstrap), 60))

@@ -12,12 +12,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from memberstream.config import Settings
+from memberstream.core.offline import OfflineRun
+from memberstream.core.roles import INTEREST_TIERS, TIERS
+from memberstream.ml.inference import InferenceStage, stage_from_settings
 from memberstream.schemas.codec import encode
 from memberstream.schemas.events import Envelope
-from memberstream.streams.inference import InferenceStage, stage_from_settings
 from memberstream.streams.kafka_io import read_json, topic_for, wait_caught_up
-from memberstream.streams.member_processor import INTEREST_TIERS, TIERS
-from memberstream.streams.offline import OfflineRun
 from memberstream.streams.worker_process import WorkerProcess
 
 Raw = tuple[str, bytes | None, bytes | None]  # topic, key, value

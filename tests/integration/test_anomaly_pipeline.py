@@ -13,6 +13,8 @@ import orjson
 import pytest
 
 from memberstream.config import Settings
+from memberstream.core.offline import OfflineRun
+from memberstream.core.roles import ANOMALIES
 from memberstream.datasets.anomalies import (
     EXPECTED_KINDS,
     AnomalyInjector,
@@ -20,13 +22,11 @@ from memberstream.datasets.anomalies import (
     InjectionConfig,
 )
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
-from memberstream.models.anomaly.evaluation import evaluate
-from memberstream.models.anomaly.flags import KINDS
+from memberstream.domain.anomaly.evaluation import evaluate
+from memberstream.domain.anomaly.flags import KINDS
 from memberstream.schemas.events import Envelope, Feedback
 from memberstream.schemas.outputs import AnomalyFlag
 from memberstream.streams.kafka_io import group_lag, read_json
-from memberstream.streams.member_processor import ANOMALIES
-from memberstream.streams.offline import OfflineRun
 from memberstream.streams.worker_process import WorkerProcess
 
 from .conftest import make_namespace

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from aiokafka.errors import KafkaError
 
+from memberstream.cli.devbroker import DevBroker
 from memberstream.config import Settings
-from memberstream.streams.devbroker import DevBroker
 from memberstream.streams.kafka_io import delete_topics, group_lag
 from memberstream.streams.worker_process import WorkerProcess
 

@@ -15,8 +15,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from click.testing import CliRunner, Result
 
+from memberstream.cli.main import cli
 from memberstream.config import CONFIG_ENV, Settings, TopicNames
-from memberstream.streams.cli import cli
 from memberstream.streams.kafka_io import iter_topic, produce_raw
 from memberstream.streams.worker_process import settings_env
 

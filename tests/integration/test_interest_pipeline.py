@@ -12,7 +12,7 @@ import pytest
 
 from memberstream.config import Settings
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
-from memberstream.models.encoder import TextEncoder
+from memberstream.ml.encoder import TextEncoder
 from memberstream.schemas.events import ClickEvent, Envelope, LineItem, PurchaseEvent
 from memberstream.schemas.outputs import InterestTierUpdate, MemberProfile
 from memberstream.streams.kafka_io import iter_topic

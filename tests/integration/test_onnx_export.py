@@ -12,20 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memberstream.models.encoder import (
-    INT8_MEAN_COSINE,
-    INT8_MIN_COSINE,
-    EncoderMetadata,
-    TextEncoder,
-    sha256_file,
-)
-from memberstream.models.onnx_export import (
+from memberstream.ml.encoder import EncoderMetadata, TextEncoder, sha256_file
+from memberstream.ml.onnx_export import (
     ExportReport,
     TorchReference,
     activation_absmax,
     export_encoder,
     smooth_activations,
 )
+from memberstream.ml.settings import INT8_MEAN_COSINE, INT8_MIN_COSINE
 
 TEXTS = [
     "Great phone, the battery easily lasts two days.",
@@ -83,7 +78,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def reference() -> TorchReference:
-    from memberstream.models.onnx_export import default_source_dir
+    from memberstream.ml.onnx_export import default_source_dir
 
     return TorchReference(default_source_dir(), max_length=64, threads=2)
 
@@ -195,8 +190,8 @@ def test_models_cli_export_and_info(
 ) -> None:
     from click.testing import CliRunner
 
-    from memberstream.models import text_corpus
-    from memberstream.streams.commands.models import models
+    from memberstream.cli.commands.models import models
+    from memberstream.ml.training import text_corpus
 
     def sample(n_en: int, n_zh: int, **_: object) -> list[str]:
         assert (n_en, n_zh) == (25, 25)
@@ -239,7 +234,7 @@ def test_eval_texts_from_source_archives(tmp_path: Path) -> None:
     import io
     import tarfile
 
-    from memberstream.models.text_corpus import (
+    from memberstream.ml.training.text_corpus import (
         chinese_reviews,
         english_review_snippets,
         load_eval_texts,
@@ -283,7 +278,7 @@ def test_eval_texts_from_source_archives(tmp_path: Path) -> None:
 def test_failed_download_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
 
-    from memberstream.models import text_corpus
+    from memberstream.ml.training import text_corpus
 
     def no_network(cmd: list[str], **_: object) -> subprocess.CompletedProcess[str]:
         assert cmd[1:4] == ["-m", "pip", "download"]

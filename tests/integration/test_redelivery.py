@@ -25,11 +25,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.records_to_delete import RecordsToDelete
 
 from memberstream.config import Settings
+from memberstream.core.offline import OfflineRun
+from memberstream.core.roles import ANOMALIES
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
 from memberstream.schemas.events import ClickEvent, Envelope, LineItem, PurchaseEvent, ReviewEvent
 from memberstream.streams.kafka_io import first_offset_at, iter_topic, produce_raw, read_json
-from memberstream.streams.member_processor import ANOMALIES
-from memberstream.streams.offline import OfflineRun
 from memberstream.streams.worker_process import WorkerProcess
 
 from .conftest import make_namespace

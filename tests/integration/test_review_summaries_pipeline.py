@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from memberstream.config import Settings
+from memberstream.core.offline import OfflineRun
+from memberstream.core.roles import REVIEW_SUMMARIES
 from memberstream.schemas.events import ReviewEvent
 from memberstream.schemas.outputs import ReviewSummary
 from memberstream.streams.kafka_io import read_json
-from memberstream.streams.offline import OfflineRun
-from memberstream.streams.product_processor import REVIEW_SUMMARIES
 
 from .conftest import make_namespace
 from .harness import produce, raw_records, reference_stage, run_to_completion

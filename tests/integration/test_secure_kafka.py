@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from memberstream.cli.devbroker import DevBroker
 from memberstream.config import Settings
+from memberstream.config.kafka import KafkaSecuritySettings
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
-from memberstream.streams.devbroker import DevBroker
 from memberstream.streams.kafka_io import (
     KafkaAuthError,
     KafkaConnection,
@@ -31,7 +32,6 @@ from memberstream.streams.kafka_io import (
     read_json,
     wait_for_kafka,
 )
-from memberstream.streams.kafka_security import KafkaSecuritySettings
 from memberstream.streams.worker_process import WorkerProcess
 
 from .brokers import throwaway_broker

@@ -14,8 +14,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from click.testing import CliRunner, Result
 
+from memberstream.cli.main import cli
 from memberstream.config import CONFIG_ENV, Settings
-from memberstream.streams.cli import cli
 from memberstream.streams.worker_process import settings_env
 
 pytestmark = pytest.mark.integration

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from memberstream.config import Settings
-from memberstream.models.anomaly.learned import (
-    BEHAVIOUR_FEATURES,
-    LearnedScorer,
-    OrderVector,
-    fit_logistic,
-)
-from memberstream.models.taxonomy import Taxonomy
+from memberstream.core.member.processor import MemberProcessor
+from memberstream.core.offline import OfflineRun
+from memberstream.core.positions import Position
+from memberstream.core.roles import ANOMALIES, PRODUCT_REVIEWS
+from memberstream.domain.anomaly.order_features import BEHAVIOUR_FEATURES, OrderVector
+from memberstream.domain.taxonomy import Taxonomy
+from memberstream.ml.inference import InferenceStage
+from memberstream.ml.learned_scorer import LearnedScorer, fit_logistic
 from memberstream.schemas.events import (
     ClickEvent,
     Envelope,
@@ -26,10 +27,6 @@ from memberstream.schemas.events import (
     ReviewEvent,
 )
 from memberstream.schemas.outputs import AnomalyFlag
-from memberstream.streams.inference import InferenceStage
-from memberstream.streams.member_processor import ANOMALIES, PRODUCT_REVIEWS, MemberProcessor
-from memberstream.streams.offline import OfflineRun
-from memberstream.streams.positions import Position
 
 from .text_doubles import DIM, WordHashEncoder
 
@@ -294,7 +291,7 @@ def test_switching_a_detector_off_silences_it() -> None:
 
 @pytest.mark.parametrize("key", ["member", "product"])
 def test_feedback_on_a_product_flag_may_be_keyed_by_product(key: str) -> None:
-    from memberstream.streams.ingest import IngestBatcher
+    from memberstream.core.ingest import IngestBatcher
 
     batcher = IngestBatcher.__new__(IngestBatcher)
     batcher.event_types = {"labels.feedback": Feedback}

@@ -12,11 +12,11 @@ from pydantic import ValidationError
 from memberstream.config import (
     CONFIG_ENV,
     Settings,
-    TierRule,
     TopicNames,
     config_error,
     load_settings,
 )
+from memberstream.domain.membership import TierRule
 from memberstream.errors import ConfigError
 
 
@@ -499,7 +499,8 @@ def test_every_section_model_forbids_unknown_keys() -> None:
     """Sections refuse unknown keys on their own too (built directly, not via Settings)."""
     from pydantic import BaseModel
 
-    from memberstream.config import BrokerSettings, _item_model, _section_model
+    from memberstream.config import BrokerSettings
+    from memberstream.config.settings import _item_model, _section_model
 
     def sections(model: type[BaseModel]) -> set[type[BaseModel]]:
         found = set()
@@ -555,7 +556,7 @@ def test_section_level_error_names_the_env_vars_of_the_section(
 
 
 def test_secret_values_are_not_echoed_in_errors() -> None:
-    from memberstream.config import _shown_input
+    from memberstream.config.settings import _shown_input
 
     assert _shown_input(("kafka", "sasl_password"), "hunter2") == ""
     assert _shown_input(("kafka", "ssl_key_password"), "hunter2") == ""

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from memberstream.config import BrokerSettings
-from memberstream.streams.commands.broker import broker
-from memberstream.streams.devbroker import (
+from memberstream.cli.commands.broker import broker
+from memberstream.cli.devbroker import (
     BrokerError,
     DevBroker,
     SecureFiles,
@@ -23,6 +22,7 @@ from memberstream.streams.devbroker import (
     scram_arguments,
     server_properties,
 )
+from memberstream.config import BrokerSettings
 
 
 def _free_port() -> int:

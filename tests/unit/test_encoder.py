@@ -21,17 +21,17 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
-from memberstream.models import encoder as enc_mod
-from memberstream.models.encoder import (
+from memberstream.ml import encoder as enc_mod
+from memberstream.ml.encoder import (
     CPU,
     CUDA,
     EncoderError,
     EncoderMetadata,
-    EncoderSettings,
     TextEncoder,
     choose_providers,
     sha256_file,
 )
+from memberstream.ml.settings import EncoderSettings
 
 WORDS = ["good", "bad", "phone", "case", "battery", "great", "screen", "cheap", "fast", "slow"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
@@ -217,7 +217,7 @@ def test_version_names_model_and_file_hash(toy_dir: Path) -> None:
 
 
 def test_loading_logs_one_info_line(toy_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="memberstream.models.encoder")
+    caplog.set_level(logging.DEBUG, logger="memberstream.ml.encoder")
     enc = TextEncoder(toy_dir)  # providers="auto"
     infos = [r for r in caplog.records if r.levelno >= logging.INFO]
     assert len(infos) == 1
@@ -327,7 +327,7 @@ def test_settings(toy_dir: Path) -> None:
 def test_runtime_needs_neither_torch_nor_transformers(toy_dir: Path) -> None:
     code = (
         "import sys\n"
-        "from memberstream.models.encoder import TextEncoder\n"
+        "from memberstream.ml.encoder import TextEncoder\n"
         "enc = TextEncoder(sys.argv[1], providers='auto')\n"
         "assert enc.encode(['good phone']).shape == (1, 8)\n"
         "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"

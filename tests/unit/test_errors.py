@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from memberstream import __version__, errors
+from memberstream.cli.commands.context import explain
+from memberstream.cli.main import cli, main
 from memberstream.config import CONFIG_ENV
-from memberstream.streams.cli import cli, main
-from memberstream.streams.commands.context import explain
 
 CLOSED = "127.0.0.1:1"  # nothing listens on port 1: connections are refused at once
 
@@ -79,8 +79,8 @@ def test_library_errors_are_explained() -> None:
         SaslAuthenticationFailed,
     )
 
-    from memberstream.models.encoder import EncoderError
-    from memberstream.streams.devbroker import BrokerError
+    from memberstream.cli.devbroker import BrokerError
+    from memberstream.ml.encoder import EncoderError
     from memberstream.streams.kafka_io import KafkaUnavailable
 
     ctx = click.Context(cli, obj={})
@@ -238,7 +238,7 @@ def test_unexpected_exception_is_a_bug_with_traceback_and_exit_70(
 
 
 def test_models_info_missing_model_exit_66(tmp_path: Path) -> None:
-    from memberstream.streams.commands.models import models
+    from memberstream.cli.commands.models import models
 
     result = CliRunner().invoke(models, ["info", "--model-dir", str(tmp_path / "none")])
     assert result.exit_code == 66

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from faust.types.tuples import ConsumerMessage, Message
 
-from memberstream.streams.ingest import held_acks
+from memberstream.streams.faust_batches import held_acks
 
 
 class Boom(Exception):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memberstream.models.category_heads import HEAD_FILE, LinearHead
-from memberstream.models.taxonomy import Taxonomy
-from memberstream.streams.inference import InferenceStage, ProductCache, Scored, TextItem
+from memberstream.domain.taxonomy import Taxonomy
+from memberstream.ml.category_heads import HEAD_FILE, LinearHead
+from memberstream.ml.inference import InferenceStage, ProductCache, Scored, TextItem
 
 from .text_doubles import DIM, WordHashEncoder
 

@@ -15,23 +15,25 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-import memberstream.models.interest as interest_module
+import memberstream.domain.interest as interest_module
 from memberstream.datasets.synthetic import CATEGORIES
-from memberstream.models.interest import (
+from memberstream.domain.interest import (
     DAY_S,
-    HEAD_FILE,
     InterestChange,
     InterestPolicy,
     InterestSettings,
     InterestState,
-    LinearHead,
     TierBand,
+)
+from memberstream.domain.taxonomy import Taxonomy
+from memberstream.domain.vectors import zero_shot_probs
+from memberstream.ml.category_heads import (
+    HEAD_FILE,
+    LinearHead,
     ZeroShotHead,
     category_head,
     load_head,
-    zero_shot_probs,
 )
-from memberstream.models.taxonomy import Taxonomy
 
 T0 = 1_700_000_000.0  # an arbitrary event-time origin (whole seconds)
 HL = 14 * DAY_S

@@ -14,6 +14,7 @@ from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFai
 from pydantic import SecretStr, ValidationError
 
 from memberstream.config import CONFIG_ENV, Settings, load_settings
+from memberstream.config.kafka import KafkaSecuritySettings
 from memberstream.streams.kafka_io import (
     Acl,
     KafkaAuthError,
@@ -25,7 +26,6 @@ from memberstream.streams.kafka_io import (
     grant,
     not_authorized,
 )
-from memberstream.streams.kafka_security import KafkaSecuritySettings
 from memberstream.streams.worker_process import settings_env
 
 MASK = "**********"

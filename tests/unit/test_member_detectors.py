@@ -11,14 +11,14 @@ import orjson
 import pytest
 
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
-from memberstream.models.anomaly.flags import Candidate
-from memberstream.models.anomaly.member_detectors import (
+from memberstream.domain.anomaly.flags import Candidate
+from memberstream.domain.anomaly.member_detectors import (
     MAX_RUN,
     MAX_WINDOW_CLICKS,
     MemberAnomalyState,
     MemberDetectors,
 )
-from memberstream.models.anomaly.settings import (
+from memberstream.domain.anomaly.settings import (
     AnomalySettings,
     ClickBurstSettings,
     OrderValueSettings,

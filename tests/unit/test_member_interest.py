@@ -9,12 +9,13 @@ import orjson
 import pytest
 
 from memberstream.config import Settings
-from memberstream.models.taxonomy import Taxonomy
+from memberstream.core.member.processor import MemberProcessor
+from memberstream.core.member_state import MemberState
+from memberstream.core.roles import INTEREST_TIERS
+from memberstream.domain.taxonomy import Taxonomy
+from memberstream.ml.inference import InferenceStage
 from memberstream.schemas.events import ClickEvent, Envelope, LineItem, PurchaseEvent, ReviewEvent
 from memberstream.schemas.outputs import InterestTierUpdate, MemberProfile
-from memberstream.streams.inference import InferenceStage
-from memberstream.streams.member_processor import INTEREST_TIERS, MemberProcessor
-from memberstream.streams.member_state import MemberState
 
 from .text_doubles import WordHashEncoder
 

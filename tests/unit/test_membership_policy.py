@@ -12,20 +12,23 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-import memberstream.models.membership as membership_module
-from memberstream.config import CONFIG_ENV, MembershipSettings, Settings, TierRule
-from memberstream.models.membership import (
+import memberstream.domain.membership as membership_module
+from memberstream.config import CONFIG_ENV, Settings
+from memberstream.core.member.processor import MemberProcessor
+from memberstream.core.member_state import MemberState
+from memberstream.core.positions import Position
+from memberstream.core.roles import TIERS, Emit
+from memberstream.domain.membership import (
     DAY_S,
     MembershipPolicy,
+    MembershipSettings,
     Order,
     OrderWindow,
+    TierRule,
     TierState,
 )
 from memberstream.schemas.events import ClickEvent, Envelope, LineItem, PurchaseEvent
 from memberstream.schemas.outputs import MemberTierUpdate, deterministic_id
-from memberstream.streams.member_processor import TIERS, Emit, MemberProcessor
-from memberstream.streams.member_state import MemberState
-from memberstream.streams.positions import Position
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 MEMBER = "m-1"

@@ -12,11 +12,11 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from memberstream.config import Settings
+from memberstream.config import DeadLetterSettings, Settings
+from memberstream.core.dead_letters import dead_letter_for
+from memberstream.core.roles import Emit
 from memberstream.schemas.codec import DecodeFailure
 from memberstream.schemas.outputs import DeadLetter
-from memberstream.streams.dead_letters import DeadLetterSettings, dead_letter_for
-from memberstream.streams.member_processor import Emit
 from memberstream.streams.outputs import OutputNotDelivered, OutputSink
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from memberstream.streams.positions import AppliedOffsets, Position
+from memberstream.core.positions import AppliedOffsets, Position
 
 
 def test_covers_what_was_marked_per_partition() -> None:

@@ -10,15 +10,15 @@ import numpy as np
 import orjson
 import pytest
 
-from memberstream.models.anomaly.flags import Candidate, flag_id
-from memberstream.models.anomaly.product_detectors import (
+from memberstream.domain.anomaly.flags import Candidate, flag_id
+from memberstream.domain.anomaly.product_detectors import (
     SEEN_KEPT,
     ProductAnomalyState,
     ProductDetectors,
     ProductReview,
     quantize,
 )
-from memberstream.models.anomaly.settings import (
+from memberstream.domain.anomaly.settings import (
     DAY_S,
     AnomalySettings,
     ReviewBombingSettings,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from memberstream.config import Settings
+from memberstream.core.member.processor import MemberProcessor
 from memberstream.schemas.events import ClickEvent, LineItem, PurchaseEvent
 from memberstream.schemas.outputs import MemberProfile
-from memberstream.streams.member_processor import MemberProcessor
 
 T0 = datetime(2024, 1, 1, 8, 30, 15, 250000, tzinfo=UTC)
 

@@ -9,15 +9,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from memberstream.config import Settings
-from memberstream.models.review_buffer import KeptReview, ReviewBuffer, SummarySettings
-from memberstream.models.sentiment import SentimentHead
-from memberstream.models.taxonomy import Taxonomy
+from memberstream.core.offline import OfflineRun
+from memberstream.core.roles import ANOMALIES, REVIEW_SUMMARIES
+from memberstream.domain.summaries.review_buffer import KeptReview, ReviewBuffer, SummarySettings
+from memberstream.domain.taxonomy import Taxonomy
+from memberstream.ml.inference import InferenceStage
+from memberstream.ml.sentiment import SentimentHead
 from memberstream.schemas.events import ReviewEvent
 from memberstream.schemas.outputs import MemberProfile, ReviewSummary
-from memberstream.streams.inference import InferenceStage
-from memberstream.streams.member_processor import ANOMALIES
-from memberstream.streams.offline import OfflineRun
-from memberstream.streams.product_processor import REVIEW_SUMMARIES
 
 from .text_doubles import WordHashEncoder
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memberstream.models.rfm import DAY_S, Order, OrderWindow
+from memberstream.domain.rfm import DAY_S, Order, OrderWindow
 
 T0 = 1_700_000_000.0  # an arbitrary event-time origin (whole seconds)
 WINDOW_DAYS = 30

@@ -9,14 +9,8 @@ from statistics import mean
 
 import pytest
 
-from memberstream.models import reference_set as reference_set_module
-from memberstream.models import rouge as rouge_module
-from memberstream.models.reference_set import (
-    ReferenceProduct,
-    ReferenceSetError,
-    load_reference_set,
-)
-from memberstream.models.rouge import (
+from memberstream.domain.summaries import rouge as rouge_module
+from memberstream.domain.summaries.rouge import (
     METRICS,
     Score,
     is_cjk_text,
@@ -24,6 +18,12 @@ from memberstream.models.rouge import (
     rouge_l,
     rouge_n,
     tokens,
+)
+from memberstream.ml.training import reference_set as reference_set_module
+from memberstream.ml.training.reference_set import (
+    ReferenceProduct,
+    ReferenceSetError,
+    load_reference_set,
 )
 
 

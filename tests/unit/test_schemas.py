@@ -510,7 +510,7 @@ def test_export_json_schemas(tmp_path: Path) -> None:
 
 
 def test_cli_schemas_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from memberstream.streams.cli import cli
+    from memberstream.cli.main import cli
 
     monkeypatch.delenv(CONFIG_ENV, raising=False)
     target = tmp_path / "out"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memberstream.models.sentiment import (
+from memberstream.ml.sentiment import (
     LABELS,
     SENTIMENT_FILE,
     WEIGHTS_FILE,
@@ -17,7 +17,7 @@ from memberstream.models.sentiment import (
     polarity,
     save_onnx,
 )
-from memberstream.models.sentiment_training import (
+from memberstream.ml.training.sentiment import (
     SentimentTrainingConfig,
     confusion_matrix,
     fit_softmax,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from memberstream.models.aspects import ASPECTS, GENERAL, is_cjk, split_sentences
-from memberstream.models.summarizer import (
+from memberstream.domain.summaries.aspects import ASPECTS, GENERAL, is_cjk, split_sentences
+from memberstream.domain.summaries.summarizer import (
     ExtractiveSummarizer,
     ReviewText,
     SummarizerSettings,
@@ -285,7 +285,7 @@ def test_empty_and_single_review(summarizer: ExtractiveSummarizer) -> None:
 
 def test_abstractive_module_does_not_import_torch() -> None:
     code = (
-        "import sys, memberstream.models.abstractive, memberstream.models.summarizer;"
+        "import sys, memberstream.ml.abstractive, memberstream.domain.summaries.summarizer;"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
@@ -326,7 +326,7 @@ def _tiny_t5(path: Path) -> None:
 
 
 def test_seq2seq_summarizer_plumbing(tmp_path: Path, encoder: WordHashEncoder) -> None:
-    from memberstream.models.abstractive import Seq2SeqSummarizer
+    from memberstream.ml.abstractive import Seq2SeqSummarizer
 
     model_dir = tmp_path / "tiny-t5"
     _tiny_t5(model_dir)
@@ -357,7 +357,7 @@ def test_seq2seq_summarizer_plumbing(tmp_path: Path, encoder: WordHashEncoder) -
 
 
 def test_seq2seq_summarizer_rejects_bad_directories(tmp_path: Path) -> None:
-    from memberstream.models.abstractive import Seq2SeqSummarizer
+    from memberstream.ml.abstractive import Seq2SeqSummarizer
 
     with pytest.raises(ValueError, match="does not exist"):
         Seq2SeqSummarizer(tmp_path / "missing")

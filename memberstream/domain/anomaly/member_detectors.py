@@ -1,0 +1,526 @@
+"""Per-member anomaly detectors: click bursts, bot patterns, order outliers, order velocity.
+
+Plain code, no Kafka: the member agent keeps one :class:`MemberAnomalyState` per
+member (stored with orjson inside the member's state on every event, hence its
+compact :meth:`~MemberAnomalyState.to_dict`) and calls
+:meth:`MemberDetectors.on_click` / :meth:`MemberDetectors.on_purchase`, which
+update the state and return the :class:`~memberstream.domain.anomaly.flags.Candidate`
+flags the event raised. All windows are event time.
+
+click_burst
+    Clicks in the sliding window ``(now - window_s, now]`` reach
+    ``max(min_clicks, baseline_multiplier * baseline)``. The baseline (starting at
+    1.0) is an EWMA of the window count seen at each click, weighted by event
+    time: a click moves it toward the count by ``baseline_alpha * min(dt /
+    window_s, 1)``, ``dt`` the time since the member's previous click. So it
+    learns at most ``baseline_alpha`` per window of clicking: a burst cannot
+    teach itself a high baseline before reaching the limit (with a weight per
+    click, 19 clicks in 20 s would lift it to 7.5 and the limit to 38), an
+    idle week does not erase it, and a member who clicks a lot for hours raises
+    their own bar. It is not updated during a flagged episode (the cooldown).
+bot_pattern
+    (a) The last ``min_intervals`` inter-click intervals are machine-regular:
+    coefficient of variation (population std / mean) at most ``max_cv`` and mean
+    at most ``max_mean_interval_s``; score ``1 - cv`` against ``1 - max_cv``.
+    (b) Or ``distinct_products_per_min`` distinct products viewed within 60 s;
+    score the distinct count against that limit. (a) is reported when both fire.
+    The window starts at the run's first click (a) or the minute's oldest product
+    view (b); the evidence is those clicks.
+order_value_outlier
+    Paid orders only. With ``min_history`` past totals: robust z-score of
+    ``log(total)`` against the median and MAD of the member's own log totals
+    (scale floored at ``min_scale``), flagged at ``z_threshold`` when the total is
+    at least ``min_total``. With less history: flagged at ``population_cap``. An
+    order that meets the outlier condition is not added to the history, whether
+    or not a cooldown kept it from flagging, so a stolen account's spree does
+    not shift the member's baseline.
+order_velocity
+    Paid orders plus refunds in ``(now - window_s, now]`` reach ``max_orders``.
+
+After a flag of a kind at ``now``, that kind is not raised again for the member
+before ``now + cooldown_s``.
+
+Late events: ``now`` is the latest event time seen for the member (clicks and
+purchases alike); windows are pruned relative to it, and a late event counts only
+if it falls inside the current window. A late click never joins the run that
+bot_pattern (a) measures, since intervals are only defined going forward.
+
+Bounds: every structure is a deque with a hard maximum length (module constants,
+checked against the settings by :class:`MemberDetectors`). The click window
+holds at most :data:`MAX_WINDOW_CLICKS` clicks, so the click-burst limit is capped
+there: that many clicks in one window always flags. The regularity run is cut at
+any interval longer than ``max_mean_interval_s * (1 + max_cv * sqrt(min_intervals
+- 1))`` (or ``session_gap_s`` if shorter): no interval that long can belong to
+``min_intervals`` intervals with mean and CV within the limits, since one sample
+of n deviates from the mean by at most ``std * sqrt(n - 1)``. A human's run is
+therefore a few clicks long and the stored state stays small.
+
+Evidence lists at most ``AnomalySettings.max_evidence`` event ids: the most recent
+ones, oldest first.
+
+Determinism: the candidates are a pure function of (state, event): no wall clock,
+no randomness, no set iteration in outputs, and ``to_dict`` / ``from_dict``
+round-trips every float exactly, so a replay through stored state gives identical
+candidates. Events whose id is still in a window are ignored (a cheap guard
+against redelivery; the member agent deduplicates as well).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+from memberstream.domain.anomaly.flags import Candidate
+from memberstream.domain.anomaly.settings import AnomalySettings
+from memberstream.schemas.events import ClickEvent, PurchaseEvent
+
+__all__ = [
+    "MAX_HISTORY",
+    "MAX_RUN",
+    "MAX_WINDOW_CLICKS",
+    "MAX_WINDOW_ORDERS",
+    "MemberAnomalyState",
+    "MemberDetectors",
+]
+
+STATE_VERSION = 1
+MAX_WINDOW_CLICKS = 256
+"""Clicks kept in the sliding window (the click-burst count saturates here)."""
+MAX_RUN = 128
+"""Clicks kept for the regularity run (needs ``min_intervals + 1``)."""
+MAX_HISTORY = 256
+"""Paid order totals kept (needs ``order_value.history``)."""
+MAX_WINDOW_ORDERS = 64
+"""Orders and refunds kept in the velocity window (needs ``max_orders``)."""
+BOT_MINUTE_S = 60.0
+"""Window of the distinct-products signal of bot_pattern."""
+MIN_LOG_TOTAL = 0.01
+"""Totals are floored at one cent before taking the log."""
+MAD_TO_SIGMA = 1.4826
+
+_CODES = {
+    "click_burst": "cb",
+    "bot_pattern": "bp",
+    "order_value_outlier": "ov",
+    "order_velocity": "vel",
+}
+_KINDS = {code: kind for kind, code in _CODES.items()}
+
+
+def _clicks_deque() -> deque[tuple[float, str, str]]:
+    return deque(maxlen=MAX_WINDOW_CLICKS)
+
+
+def _run_deque() -> deque[tuple[float, str]]:
+    return deque(maxlen=MAX_RUN)
+
+
+def _history_deque() -> deque[float]:
+    return deque(maxlen=MAX_HISTORY)
+
+
+def _orders_deque() -> deque[tuple[float, str]]:
+    return deque(maxlen=MAX_WINDOW_ORDERS)
+
+
+@dataclass(eq=False)
+class MemberAnomalyState:
+    """What the member detectors remember; see :meth:`to_dict` for the stored form."""
+
+    clock: float | None = None
+    """Latest click event time seen (epoch seconds)."""
+    order_clock: float | None = None
+    """Latest order or refund event time seen. Clicks and orders keep separate clocks:
+    Kafka orders a member's clicks, and a member's purchases, but not one against the
+    other, so neither kind of detector may depend on the other topic's progress."""
+    clicks: deque[tuple[float, str, str]] = field(default_factory=_clicks_deque)
+    """(t, event id, product id or "") of the clicks in the window, sorted by t."""
+    run: deque[tuple[float, str]] = field(default_factory=_run_deque)
+    """(t, event id) of the latest clicks with no run-breaking gap, in time order."""
+    baseline: float = 1.0
+    """EWMA of the click-burst window count."""
+    totals: deque[float] = field(default_factory=_history_deque)
+    """Paid order totals that were not outliers, oldest first."""
+    orders: deque[tuple[float, str]] = field(default_factory=_orders_deque)
+    """(t, event id) of paid orders and refunds in the velocity window, sorted by t."""
+    last_flag: dict[str, float] = field(default_factory=dict)
+    """Kind -> event time of its last flag, while its cooldown may still apply."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Short keys, lists and floats; empty parts are left out (a fresh state is tiny)."""
+        d: dict[str, Any] = {"v": STATE_VERSION}
+        if self.clock is not None:
+            d["c"] = self.clock
+        if self.order_clock is not None:
+            d["oc"] = self.order_clock
+        if self.clicks:
+            d["w"] = [list(c) for c in self.clicks]
+        if self.run:
+            d["r"] = [list(r) for r in self.run]
+        if self.baseline != 1.0:
+            d["b"] = self.baseline
+        if self.totals:
+            d["o"] = list(self.totals)
+        if self.orders:
+            d["q"] = [list(o) for o in self.orders]
+        if self.last_flag:
+            d["f"] = {_CODES[k]: self.last_flag[k] for k in _CODES if k in self.last_flag}
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MemberAnomalyState:
+        if data.get("v") != STATE_VERSION:
+            raise ValueError(f"unsupported member anomaly state version {data.get('v')!r}")
+        try:
+            clock = data.get("c")
+            order_clock = data.get("oc")
+            state = cls(
+                clock=None if clock is None else float(clock),
+                order_clock=None if order_clock is None else float(order_clock),
+            )
+            state.clicks.extend((float(t), str(e), str(p)) for t, e, p in data.get("w", ()))
+            state.run.extend((float(t), str(e)) for t, e in data.get("r", ()))
+            state.baseline = float(data.get("b", 1.0))
+            state.totals.extend(float(x) for x in data.get("o", ()))
+            state.orders.extend((float(t), str(e)) for t, e in data.get("q", ()))
+            state.last_flag = {_KINDS[c]: float(t) for c, t in data.get("f", {}).items()}
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(f"malformed member anomaly state: {exc}") from None
+        return state
+
+
+def _insert_sorted(window: deque[Any], item: tuple[Any, ...]) -> bool:
+    """Insert ``item`` by its time (first element) after equal times; a full window drops
+    its oldest entry first. False when the item itself would be the one dropped."""
+    t = item[0]
+    if not window or window[-1][0] <= t:
+        window.append(item)  # the common case; a full deque drops its oldest
+        return True
+    i = len(window)
+    while i > 0 and window[i - 1][0] > t:
+        i -= 1
+    if len(window) == window.maxlen:
+        if i == 0:
+            return False
+        window.popleft()
+        i -= 1
+    window.insert(i, item)
+    return True
+
+
+def _median(sorted_values: list[float]) -> float:
+    n = len(sorted_values)
+    mid = n // 2
+    if n % 2:
+        return sorted_values[mid]
+    return (sorted_values[mid - 1] + sorted_values[mid]) / 2.0
+
+
+class MemberDetectors:
+    """The four per-member detectors under one :class:`AnomalySettings` (see the module doc)."""
+
+    def __init__(self, settings: AnomalySettings) -> None:
+        self.settings = settings
+        s = settings
+        self.enabled = s.enabled
+        self.max_evidence = s.max_evidence
+        cb, bp, ov, vel = s.click_burst, s.bot_pattern, s.order_value, s.order_velocity
+        self.cb, self.bp, self.ov, self.vel = cb, bp, ov, vel
+        for name, needed, cap in (
+            ("click_burst.min_clicks", cb.min_clicks, MAX_WINDOW_CLICKS),
+            (
+                "bot_pattern.distinct_products_per_min",
+                bp.distinct_products_per_min,
+                MAX_WINDOW_CLICKS,
+            ),
+            ("bot_pattern.min_intervals + 1", bp.min_intervals + 1, MAX_RUN),
+            ("order_value.history", ov.history, MAX_HISTORY),
+            ("order_velocity.max_orders", vel.max_orders, MAX_WINDOW_ORDERS),
+        ):
+            if needed > cap:
+                raise ValueError(f"{name} = {needed} exceeds the state bound {cap}")
+        # clicks are kept for the longer of the burst window and the bot minute
+        self.click_horizon = max(cb.window_s if cb.enabled else 0.0, BOT_MINUTE_S)
+        self.run_len = bp.min_intervals + 1
+        self.run_gap = min(  # (with a hair of slack for float rounding)
+            bp.session_gap_s,
+            bp.max_mean_interval_s
+            * (1.0 + bp.max_cv * math.sqrt(bp.min_intervals - 1))
+            * (1.0 + 1e-9),
+        )
+        self.regular_threshold = 1.0 - bp.max_cv
+
+    # -- shared --
+
+    def _evidence(self, ids: list[str]) -> tuple[str, ...]:
+        return tuple(ids[-self.max_evidence :])
+
+    @staticmethod
+    def _cooling(state: MemberAnomalyState, kind: str, now: float, cooldown_s: float) -> bool:
+        """True while ``kind`` is in its cooldown; forgets the flag time once it has passed
+        (``now`` never decreases, so it could not matter again)."""
+        last = state.last_flag.get(kind)
+        if last is None:
+            return False
+        if now < last + cooldown_s:
+            return True
+        del state.last_flag[kind]
+        return False
+
+    def _advance(self, state: MemberAnomalyState, t: float) -> float:
+        """Move the click clock to ``t`` (never back)."""
+        prev = state.clock
+        now = t if prev is None or t > prev else prev
+        state.clock = now
+        run = state.run
+        if run and now - run[-1][0] > self.run_gap:
+            run.clear()  # the next interval would break the run anyway
+        return now
+
+    def _advance_orders(self, state: MemberAnomalyState, t: float) -> float:
+        """Move the order clock to ``t`` (never back) and prune the velocity window."""
+        prev = state.order_clock
+        now = t if prev is None or t > prev else prev
+        state.order_clock = now
+        orders = state.orders
+        lo = now - self.vel.window_s
+        while orders and orders[0][0] <= lo:
+            orders.popleft()
+        return now
+
+    def _prune_clicks(self, state: MemberAnomalyState, now: float) -> float:
+        horizon = now - self.click_horizon
+        clicks = state.clicks
+        while clicks and clicks[0][0] <= horizon:
+            clicks.popleft()
+        return horizon
+
+    # -- clicks --
+
+    def on_click(self, state: MemberAnomalyState, event: ClickEvent) -> list[Candidate]:
+        """click_burst and bot_pattern for one click; updates ``state``."""
+        if not self.enabled or not (self.cb.enabled or self.bp.enabled):
+            return []
+        t = event.occurred_at.timestamp()
+        eid = event.event_id
+        for c in state.clicks:
+            if c[1] == eid:
+                return []
+        late = state.clock is not None and t < state.clock
+        now = self._advance(state, t)
+        horizon = self._prune_clicks(state, now)
+        since = now - state.clicks[-1][0] if state.clicks else math.inf
+        if t <= horizon or not _insert_sorted(state.clicks, (t, eid, event.product_id or "")):
+            return []
+        if not late:
+            run = state.run
+            if run and t - run[-1][0] > self.run_gap:
+                run.clear()
+            run.append((t, eid))
+            while len(run) > self.run_len:
+                run.popleft()
+        out: list[Candidate] = []
+        if self.cb.enabled:
+            flag = self._click_burst(state, event.member_id, now, since)
+            if flag is not None:
+                out.append(flag)
+        if self.bp.enabled and not self._cooling(state, "bot_pattern", now, self.bp.cooldown_s):
+            flag = self._bot_pattern(state, event.member_id, now)
+            if flag is not None:
+                out.append(flag)
+        return out
+
+    def _click_burst(
+        self, state: MemberAnomalyState, member_id: str, now: float, since: float
+    ) -> Candidate | None:
+        """``since``: event time from the member's previous click to this one (inf if none
+        in the window); it weighs this click's update of the baseline."""
+        cb = self.cb
+        clicks = state.clicks
+        lo = now - cb.window_s
+        n = len(clicks)
+        k = 0
+        while k < n and clicks[k][0] <= lo:
+            k += 1
+        count = n - k
+        if self._cooling(state, "click_burst", now, cb.cooldown_s):
+            return None
+        baseline = state.baseline
+        limit = min(max(float(cb.min_clicks), cb.baseline_multiplier * baseline), MAX_WINDOW_CLICKS)
+        if count < limit:  # (count may be 0 after a late click outside the window)
+            weight = cb.baseline_alpha * min(since / cb.window_s, 1.0)
+            state.baseline = baseline + weight * (count - baseline)
+            return None
+        state.last_flag["click_burst"] = now
+        window = list(clicks)[k:]
+        return Candidate(
+            kind="click_burst",
+            subject="member",
+            subject_id=member_id,
+            window_start=window[0][0],
+            window_end=now,
+            score=float(count),
+            threshold=limit,
+            evidence=self._evidence([c[1] for c in window]),
+            details={"clicks": count, "baseline": baseline, "window_s": cb.window_s},
+        )
+
+    def _bot_pattern(
+        self, state: MemberAnomalyState, member_id: str, now: float
+    ) -> Candidate | None:
+        bp = self.bp
+        run = state.run
+        if len(run) == self.run_len:
+            times = [r[0] for r in run]
+            intervals = [b - a for a, b in pairwise(times)]
+            n = len(intervals)
+            mean = sum(intervals) / n
+            if mean <= bp.max_mean_interval_s:
+                std = math.sqrt(sum((x - mean) ** 2 for x in intervals) / n)
+                cv = std / mean if mean > 0 else 0.0
+                score = 1.0 - cv
+                if score >= self.regular_threshold:
+                    state.last_flag["bot_pattern"] = now
+                    return Candidate(
+                        kind="bot_pattern",
+                        subject="member",
+                        subject_id=member_id,
+                        window_start=times[0],
+                        window_end=now,
+                        score=score,
+                        threshold=self.regular_threshold,
+                        evidence=self._evidence([r[1] for r in run]),
+                        details={
+                            "signal": "regular_intervals",
+                            "cv": cv,
+                            "max_cv": bp.max_cv,
+                            "mean_interval_s": mean,
+                            "intervals": n,
+                        },
+                    )
+        limit = bp.distinct_products_per_min
+        clicks = state.clicks
+        lo = now - BOT_MINUTE_S
+        if len(clicks) < limit or clicks[-limit][0] <= lo:
+            return None  # fewer than `limit` clicks in the minute: cannot reach it
+        minute = [c for c in clicks if c[0] > lo and c[2]]
+        distinct = len({c[2] for c in minute})
+        if distinct < limit:
+            return None
+        state.last_flag["bot_pattern"] = now
+        return Candidate(
+            kind="bot_pattern",
+            subject="member",
+            subject_id=member_id,
+            window_start=minute[0][0],
+            window_end=now,
+            score=float(distinct),
+            threshold=float(limit),
+            evidence=self._evidence([c[1] for c in minute]),
+            details={
+                "signal": "distinct_products",
+                "distinct_products": distinct,
+                "window_s": BOT_MINUTE_S,
+            },
+        )
+
+    # -- purchases --
+
+    def on_purchase(self, state: MemberAnomalyState, event: PurchaseEvent) -> list[Candidate]:
+        """order_value_outlier (paid orders) and order_velocity (paid and refunded)."""
+        if not self.enabled:
+            return []
+        t = event.occurred_at.timestamp()
+        eid = event.event_id
+        for o in state.orders:
+            if o[1] == eid:
+                return []
+        now = self._advance_orders(state, t)
+        out: list[Candidate] = []
+        if event.status == "paid" and self.ov.enabled:
+            flag = self._order_value(state, event, now)
+            if flag is not None:
+                out.append(flag)
+        if self.vel.enabled:
+            flag = self._order_velocity(state, event, t, now)
+            if flag is not None:
+                out.append(flag)
+        return out
+
+    def _order_value(
+        self, state: MemberAnomalyState, event: PurchaseEvent, now: float
+    ) -> Candidate | None:
+        ov = self.ov
+        total = float(event.total)
+        history = state.totals
+        while len(history) > ov.history:
+            history.popleft()
+        n = len(history)
+        details: dict[str, float | int | str] = {"total": total, "history": n}
+        if n >= ov.min_history:
+            logs = sorted(math.log(max(x, MIN_LOG_TOTAL)) for x in history)
+            m = _median(logs)
+            mad = _median(sorted(abs(x - m) for x in logs))
+            scale = max(MAD_TO_SIGMA * mad, ov.min_scale)
+            score = (math.log(max(total, MIN_LOG_TOTAL)) - m) / scale
+            threshold = ov.z_threshold
+            outlier = score >= threshold and total >= ov.min_total
+            details |= {
+                "reason": "member_baseline",
+                "median_total": math.exp(m),
+                "z": score,
+                "scale": scale,
+                "min_total": ov.min_total,
+            }
+        else:
+            score, threshold = total, ov.population_cap
+            outlier = score >= threshold
+            details["reason"] = "population_cap"
+        if not outlier:
+            history.append(total)
+            if len(history) > ov.history:
+                history.popleft()
+            return None
+        if self._cooling(state, "order_value_outlier", now, ov.cooldown_s):
+            return None
+        state.last_flag["order_value_outlier"] = now
+        t = event.occurred_at.timestamp()
+        return Candidate(
+            kind="order_value_outlier",
+            subject="member",
+            subject_id=event.member_id,
+            window_start=t,
+            window_end=t,
+            score=score,
+            threshold=threshold,
+            evidence=(event.event_id,),
+            details=details,
+        )
+
+    def _order_velocity(
+        self, state: MemberAnomalyState, event: PurchaseEvent, t: float, now: float
+    ) -> Candidate | None:
+        vel = self.vel
+        orders = state.orders  # pruned by _advance
+        lo = now - vel.window_s
+        if t <= lo or not _insert_sorted(orders, (t, event.event_id)):
+            return None
+        count = len(orders)
+        if count < vel.max_orders or self._cooling(state, "order_velocity", now, vel.cooldown_s):
+            return None
+        state.last_flag["order_velocity"] = now
+        return Candidate(
+            kind="order_velocity",
+            subject="member",
+            subject_id=event.member_id,
+            window_start=orders[0][0],
+            window_end=now,
+            score=float(count),
+            threshold=float(vel.max_orders),
+            evidence=self._evidence([o[1] for o in orders]),
+            details={"orders": count, "window_s": vel.window_s},
+        )

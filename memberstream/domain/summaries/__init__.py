@@ -1,0 +1,2 @@
+"""Review summaries: aspects, the extractive summarizer, the per-product review buffer
+and ROUGE."""

@@ -1,0 +1,397 @@
+"""The runtime text encoder: a fast tokenizer plus ONNX Runtime, no torch.
+
+A model directory holds ``model.onnx`` (fp32) and/or ``model.int8.onnx`` (dynamic
+int8), the ``tokenizer.json`` of a fast tokenizer, and ``encoder.json`` (what the
+export wrote and measured, see :class:`EncoderMetadata`). ``memberstream models
+export`` builds one from a local Hugging Face checkpoint; the worker only loads it.
+
+Embeddings are mean-pooled over real tokens (the attention mask) and L2-normalised,
+as sentence-transformers does for all-MiniLM-L6-v2, so cosine similarity is a dot
+product.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import BaseModel, Field
+from tokenizers import Encoding, Tokenizer
+
+# The encoder's defaults are defined with its settings (plain pydantic, which the
+# settings assembly reads without loading ONNX Runtime); the default directory is
+# part of this module's API too.
+from memberstream.ml.settings import DEFAULT_MODEL_DIR as DEFAULT_MODEL_DIR
+from memberstream.ml.settings import (
+    INT8_MEAN_COSINE,
+    INT8_MIN_COSINE,
+    EncoderSettings,
+)
+
+log = logging.getLogger(__name__)
+
+METADATA_FILE = "encoder.json"
+TOKENIZER_FILE = "tokenizer.json"
+MODEL_FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+Variant = Literal["fp32", "int8"]
+
+
+class EncoderError(RuntimeError):
+    """The model directory or the requested runtime cannot be used."""
+
+
+class Agreement(BaseModel):
+    """Per-text cosine similarity between two encoders' embeddings of the same texts."""
+
+    min: float
+    mean: float
+    n: int
+
+
+class VariantInfo(BaseModel):
+    file: str
+    sha256: str | None = None
+    # fp32: against the torch reference; int8: against ONNX fp32.
+    agreement: Agreement | None = None
+    agreement_with: str | None = None
+    quantization: str | None = None
+    int8_ok: bool | None = None
+    # True: run one text per call. Dynamic int8 scales activations over the whole
+    # input, so in a batch a text's embedding would depend on the other texts.
+    per_text: bool | None = None
+
+
+class EncoderMetadata(BaseModel):
+    """Contents of ``encoder.json``."""
+
+    model: str
+    source: str | None = None
+    dim: int = Field(gt=0)
+    max_length: int = Field(default=64, gt=0)
+    pooling: Literal["mean"] = "mean"
+    normalize: bool = True
+    opset: int | None = None
+    inputs: list[str] = Field(default_factory=lambda: ["input_ids", "attention_mask"])
+    variants: dict[str, VariantInfo] = Field(default_factory=dict)
+    exported_at: str | None = None
+
+    @classmethod
+    def read(cls, model_dir: Path) -> EncoderMetadata:
+        path = model_dir / METADATA_FILE
+        try:
+            return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise EncoderError(
+                f"{path} not found: not an exported encoder directory "
+                "(create one with `memberstream models export`)"
+            ) from None
+        except ValueError as exc:
+            raise EncoderError(f"{path}: invalid encoder metadata: {exc}") from exc
+
+    def write(self, model_dir: Path) -> None:
+        text = json.dumps(self.model_dump(mode="json", exclude_none=True), indent=2)
+        (model_dir / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
+
+    def int8_agrees(self) -> bool:
+        """True when int8's recorded agreement with fp32 meets the thresholds."""
+        info = self.variants.get("int8")
+        if info is None or info.agreement is None:
+            return False
+        a = info.agreement
+        return a.min >= INT8_MIN_COSINE and a.mean >= INT8_MEAN_COSINE
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- provider choice --------------------------------------------------------------------
+
+
+def _probe_model() -> bytes:
+    """A one-node ONNX model (Identity on a float[1]), serialised by hand.
+
+    Lets the CUDA provider be probed before any real model is loaded, without the
+    ``onnx`` package (not a runtime dependency).
+    """
+
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    def field(num: int, value: int | bytes | str) -> bytes:
+        if isinstance(value, int):
+            return varint(num << 3) + varint(value)
+        data = value.encode() if isinstance(value, str) else value
+        return varint(num << 3 | 2) + varint(len(data)) + data
+
+    shape = field(2, field(1, field(1, 1)))  # TensorShapeProto{dim{dim_value: 1}}
+    tensor_type = field(1, field(1, 1) + shape)  # TypeProto{tensor_type{FLOAT, shape}}
+    node = field(1, "x") + field(2, "y") + field(4, "Identity")
+    graph = (
+        field(1, node)
+        + field(2, "probe")
+        + field(11, field(1, "x") + field(2, tensor_type))
+        + field(12, field(1, "y") + field(2, tensor_type))
+    )
+    opset = field(1, "") + field(2, 13)
+    return field(1, 8) + field(8, opset) + field(7, graph)  # ir_version 8, opset 13
+
+
+def _cuda_works(probe_model: bytes | str | Path | None) -> bool:
+    """Create a session on CUDA quietly and check it did not fall back to the CPU."""
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4  # the probe's own failure is reported by the caller
+    model = _probe_model() if probe_model is None else probe_model
+    if isinstance(model, Path):
+        model = str(model)
+    # A CUDA provider that cannot load its libraries logs errors on onnxruntime's default
+    # logger, not the session's: silence it for the probe, then restore ORT's default (2).
+    ort.set_default_logger_severity(4)
+    try:
+        with warnings.catch_warnings():  # onnxruntime warns when a provider is not built in
+            warnings.simplefilter("ignore")
+            sess = ort.InferenceSession(model, sess_options=opts, providers=[CUDA, CPU])
+        if sess.get_providers()[0] != CUDA:
+            log.debug("encoder: CUDA provider listed but the probe session fell back to CPU")
+            return False
+        if probe_model is None:
+            sess.run(None, {"x": np.ones(1, dtype=np.float32)})
+        return True
+    except Exception as exc:  # any failure to start CUDA means: use the CPU
+        log.debug("encoder: CUDA probe failed: %s", exc)
+        return False
+    finally:
+        ort.set_default_logger_severity(2)
+
+
+def choose_providers(
+    prefer: str = "auto", probe_model: bytes | str | Path | None = None
+) -> list[str]:
+    """The ONNX Runtime providers to use, decided once and deliberately.
+
+    CUDA comes first only when the installed onnxruntime offers it *and* a probe
+    session really starts on it; onnxruntime-gpu installed on a machine without
+    usable CUDA libraries otherwise falls back to the CPU with a loud error per
+    session. ``prefer="cpu"`` skips the probe; ``prefer="cuda"`` raises
+    :class:`EncoderError` when CUDA cannot be used.
+    """
+    if prefer not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"providers must be auto, cpu or cuda, not {prefer!r}")
+    if prefer == "cpu":
+        return [CPU]
+    available = ort.get_available_providers()
+    if CUDA in available and _cuda_works(probe_model):
+        return [CUDA, CPU]
+    if prefer == "cuda":
+        reason = "not in this onnxruntime" if CUDA not in available else "failed to start"
+        raise EncoderError(
+            f"providers=cuda requested but CUDAExecutionProvider {reason} "
+            f"(available: {', '.join(available)}); install onnxruntime-gpu with CUDA and cuDNN"
+        )
+    return [CPU]
+
+
+# --- the encoder ------------------------------------------------------------------------
+
+
+class _Session(Protocol):
+    def run(self, output_names: Any, input_feed: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+def resolve_variant(
+    requested: str, metadata: EncoderMetadata, model_dir: Path, on_gpu: bool
+) -> Variant:
+    """Which model file to load (see :attr:`EncoderSettings.variant`)."""
+    present = {v for v, name in MODEL_FILES.items() if (model_dir / name).is_file()}
+    if not present:
+        raise EncoderError(f"{model_dir}: neither {' nor '.join(MODEL_FILES.values())} found")
+    if requested in ("fp32", "int8"):
+        if requested not in present:
+            raise EncoderError(
+                f"{model_dir}: variant {requested} requested but "
+                f"{MODEL_FILES[requested]} is missing"
+            )
+        return requested  # type: ignore[return-value]
+    if requested != "auto":
+        raise ValueError(f"variant must be auto, fp32 or int8, not {requested!r}")
+    if present == {"int8"}:
+        if not metadata.int8_agrees():
+            log.warning(
+                "encoder: only the int8 model is present and its agreement with "
+                "fp32 is not recorded as good; using it anyway"
+            )
+        return "int8"
+    if not on_gpu and "int8" in present and metadata.int8_agrees():
+        return "int8"
+    return "fp32"
+
+
+class TextEncoder:
+    """Texts to L2-normalised float32 embeddings of shape (n, dim).
+
+    Thread-safe for concurrent :meth:`encode` calls (ONNX Runtime sessions are, and
+    the session releases the GIL while it computes).
+    """
+
+    def __init__(
+        self,
+        model_dir: Path | str,
+        *,
+        variant: str = "auto",
+        max_length: int | None = None,
+        batch_size: int = 64,
+        providers: str = "auto",
+        threads: int = 0,
+    ) -> None:
+        self.model_dir = Path(model_dir).expanduser()
+        if not self.model_dir.is_dir():
+            raise EncoderError(
+                f"encoder model directory {self.model_dir} does not exist "
+                "(create it with `memberstream models export`)"
+            )
+        self.metadata = EncoderMetadata.read(self.model_dir)
+        self.max_length = max_length or self.metadata.max_length
+        self.batch_size = batch_size
+
+        self.providers = choose_providers(providers)
+        self.variant: Variant = resolve_variant(
+            variant, self.metadata, self.model_dir, on_gpu=self.providers[0] == CUDA
+        )
+        self.model_path = self.model_dir / MODEL_FILES[self.variant]
+        self._version = f"{self.metadata.model}@{sha256_file(self.model_path)[:12]}"
+
+        self._tokenizer = self._load_tokenizer()
+        info = self.metadata.variants.get(self.variant)
+        # One text per call (VariantInfo.per_text): texts run side by side, one thread each.
+        self._pool: ThreadPoolExecutor | None = None
+        if info is not None and info.per_text:
+            workers = threads or os.cpu_count() or 1
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="encoder")
+            threads = 1
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(
+            str(self.model_path), sess_options=opts, providers=self.providers
+        )
+        actual = session.get_providers()
+        if actual[0] != self.providers[0]:  # the probe passed but this model fell back
+            log.warning("encoder: asked for %s, session runs on %s", self.providers, actual)
+            self.providers = actual
+        self._session: _Session = session
+        self._inputs = [i.name for i in session.get_inputs()]
+        self._output = session.get_outputs()[0].name
+        log.info(
+            "encoder: providers=%s, variant=%s, model=%s, dir=%s",
+            ",".join(self.providers),
+            self.variant,
+            self._version,
+            self.model_dir,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: EncoderSettings) -> TextEncoder:
+        return cls(
+            settings.resolved_model_dir(),
+            variant=settings.variant,
+            max_length=settings.max_length,
+            batch_size=settings.batch_size,
+            providers=settings.providers,
+            threads=settings.threads,
+        )
+
+    @property
+    def version(self) -> str:
+        """Model name and the first 12 hex digits of the loaded ONNX file's sha256."""
+        return self._version
+
+    @property
+    def dim(self) -> int:
+        return self.metadata.dim
+
+    def _load_tokenizer(self) -> Tokenizer:
+        path = self.model_dir / TOKENIZER_FILE
+        if not path.is_file():
+            raise EncoderError(f"{path} not found (a fast tokenizer's tokenizer.json)")
+        tok = Tokenizer.from_file(str(path))
+        padding = tok.padding  # tokenizer.json may configure padding; keep only its pad id
+        if padding is not None:
+            self._pad_id = int(padding["pad_id"])
+        else:
+            pad = tok.token_to_id("[PAD]")
+            if pad is None:
+                pad = tok.token_to_id("<pad>")
+            self._pad_id = pad if pad is not None else 0
+        tok.no_padding()  # padded per batch in _run, to that batch's longest text
+        tok.enable_truncation(max_length=self.max_length)
+        return tok
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts``; identical texts are computed once and share a row."""
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of texts, not one string")
+        index: dict[str, int] = {}
+        rows = [index.setdefault(t, len(index)) for t in texts]
+        out = np.zeros((len(index), self.dim), dtype=np.float32)
+        if index and self._pool is not None:
+            encodings = self._tokenizer.encode_batch(list(index))
+            out[:] = np.concatenate(list(self._pool.map(lambda e: self._run([e]), encodings)))
+        elif index:
+            encodings = self._tokenizer.encode_batch(list(index))
+            # Similar lengths together: less padding per batch.
+            order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                out[chunk] = self._run([encodings[i] for i in chunk])
+        return out[rows] if len(rows) != len(index) else out
+
+    def _run(self, encodings: list[Encoding]) -> np.ndarray:
+        longest = max(len(e.ids) for e in encodings)
+        shape = (len(encodings), longest)
+        ids = np.full(shape, self._pad_id, dtype=np.int64)
+        mask = np.zeros(shape, dtype=np.int64)
+        types = np.zeros(shape, dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            mask[row, :n] = enc.attention_mask
+            types[row, :n] = enc.type_ids
+        arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        hidden = self._session.run([self._output], {k: arrays[k] for k in self._inputs})[0]
+        pooled = mean_pool(hidden, mask)
+        return l2_normalize(pooled) if self.metadata.normalize else pooled
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Average of the token vectors where ``mask`` is 1; (batch, seq, dim) → (batch, dim)."""
+    weights = mask.astype(np.float32)[:, :, None]
+    summed = (hidden.astype(np.float32) * weights).sum(axis=1)
+    return summed / np.maximum(weights.sum(axis=1), 1e-9)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -1,0 +1,174 @@
+"""Train the learned anomaly scorer on a seeded synthetic stream with injected anomalies.
+
+Positives are the orders of injected account takeovers (a stolen account's big
+order, or a new account's first one); every other paid order, card-testing
+orders included, is a negative. Features are computed exactly as the worker
+computes them (:mod:`memberstream.domain.anomaly.order_features`), from the purchase
+stream alone, with item embeddings from the same encoder. The split is by
+time: the scorer is fitted on the first ``train_share`` of the period and
+measured on the rest, and the file records those figures.
+
+The periodic trainer of the learning loop will fit the same model on labeled
+samples (analyst feedback) instead of synthetic labels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from memberstream.datasets.anomalies import AnomalyInjector, InjectionConfig
+from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
+from memberstream.domain.anomaly.order_features import (
+    BEHAVIOUR_FEATURES,
+    OrderLine,
+    OrderVector,
+    PurchaseProfile,
+    behaviour_features,
+    feature_matrix,
+    observe_order,
+    order_embedding,
+)
+from memberstream.domain.vectors import Encoder
+from memberstream.ml.learned_scorer import SCORER_FILE, LearnedScorer, fit_logistic
+from memberstream.schemas.events import PurchaseEvent
+
+TAKEOVER = "account_takeover"
+WARMUP_DAYS = 8.0
+"""No incident before this: members need some order history to be taken over."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    seed: int = 101
+    members: int = 4000
+    days: float = 120.0
+    takeovers_per_day: float = 3.0
+    train_share: float = 0.7
+    l2: float = 10.0
+    threshold: float = 0.9
+    item_embedding: bool = False
+    """Also weigh the items' 384-d mean embedding. Off by default: on four unseen seeded
+    streams it cut recall at 0.9 from 0.95-0.98 to 0.82-0.88 (it learns the injected
+    products); the embedding still enters through the cosine to the member's taste."""
+
+
+@dataclass
+class TrainingReport:
+    orders: int
+    positives: int
+    train_orders: int
+    validation_orders: int
+    validation_positives: int
+    auc: float
+    precision: float
+    recall: float
+    threshold: float
+    path: Path | None = None
+    top_weights: list[tuple[str, float]] = field(default_factory=list)
+
+
+def order_vectors(
+    workload: SyntheticWorkload, encoder: Encoder, progress: Callable[[str], None] = print
+) -> tuple[list[OrderVector], list[float], list[str]]:
+    """Every paid order's vector, in stream order, with its time and event id."""
+    profiles: dict[str, PurchaseProfile] = {}
+    cache: dict[str, np.ndarray] = {}
+    vectors, times, ids = [], [], []
+    orders = [e for e in workload.events(kinds=["purchase"]) if isinstance(e, PurchaseEvent)]
+    titles = sorted({i.title for e in orders for i in e.items})
+    progress(f"encoding {len(titles)} distinct item titles")
+    for start in range(0, len(titles), 256):
+        chunk = titles[start : start + 256]
+        for title, emb in zip(chunk, np.asarray(encoder.encode(chunk)), strict=True):
+            cache[title] = emb.astype(np.float32)
+    for event in orders:
+        if event.status != "paid":
+            continue
+        profile = profiles.setdefault(event.member_id, PurchaseProfile())
+        t = event.occurred_at.timestamp()
+        lines = [OrderLine(i.category, i.quantity, i.unit_price) for i in event.items]
+        embeddings = [cache[i.title] for i in event.items]
+        mean = order_embedding(embeddings)
+        vectors.append(OrderVector(behaviour_features(profile, t, event.total, lines, mean), mean))
+        observe_order(profile, t, event.total, lines, embeddings)
+        times.append(t)
+        ids.append(event.event_id)
+    return vectors, times, ids
+
+
+def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    pos, neg = scores[labels > 0], scores[labels == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return math.nan
+    ranks = np.argsort(np.argsort(np.concatenate([pos, neg]))) + 1
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def train(
+    encoder: Encoder,
+    model_dir: Path | None,
+    config: TrainingConfig = TrainingConfig(),
+    progress: Callable[[str], None] = print,
+) -> TrainingReport:
+    """Fit the scorer and (with ``model_dir``) write it there as ``anomaly_scorer.npz``."""
+    workload_config = WorkloadConfig(seed=config.seed, members=config.members, days=config.days)
+    injector = AnomalyInjector(
+        InjectionConfig(
+            seed=config.seed,
+            incidents_per_day=config.takeovers_per_day,
+            scenarios=(TAKEOVER, "card_testing"),
+            warmup_days=WARMUP_DAYS,
+        )
+    )
+    workload = SyntheticWorkload(workload_config, injectors=[injector])
+    progress(f"generating {config.members} members x {config.days:g} days with injected takeovers")
+    vectors, times, ids = order_vectors(workload, encoder, progress)
+    positive_ids = {
+        e for label in injector.labels if label.scenario == TAKEOVER for e in label.event_ids
+    }
+    y = np.array([1.0 if i in positive_ids else 0.0 for i in ids])
+    split = workload_config.start.timestamp() + config.train_share * config.days * 86_400
+    train_rows = np.array([t < split for t in times])
+    embedding_dim = 0
+    if config.item_embedding:
+        embedding_dim = next(len(v.embedding) for v in vectors if v.embedding is not None)
+    x = feature_matrix(vectors, embedding_dim)
+    progress(f"fitting on {int(train_rows.sum())} orders ({int(y[train_rows].sum())} takeovers)")
+    mean, scale, weights, bias = fit_logistic(x[train_rows], y[train_rows], l2=config.l2)
+    scorer = LearnedScorer(
+        mean,
+        scale,
+        weights,
+        bias,
+        embedding_dim,
+        metadata={"seed": config.seed, "encoder": getattr(encoder, "version", "?")},
+    )
+    held = [v for v, keep in zip(vectors, train_rows, strict=True) if not keep]
+    probs = np.array([s.probability for s in scorer.score(held)])
+    y_val = y[~train_rows]
+    flagged = probs >= config.threshold
+    tp = int((flagged & (y_val > 0)).sum())
+    names = [*BEHAVIOUR_FEATURES, *(f"emb_{i}" for i in range(embedding_dim))]
+    top = sorted(zip(names, weights.tolist(), strict=True), key=lambda kv: -abs(kv[1]))[:8]
+    report = TrainingReport(
+        orders=len(vectors),
+        positives=int(y.sum()),
+        train_orders=int(train_rows.sum()),
+        validation_orders=len(held),
+        validation_positives=int(y_val.sum()),
+        auc=_auc(probs, y_val),
+        precision=tp / max(int(flagged.sum()), 1),
+        recall=tp / max(int(y_val.sum()), 1),
+        threshold=config.threshold,
+        top_weights=[(n, round(w, 3)) for n, w in top],
+    )
+    if model_dir is not None:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        report.path = model_dir / SCORER_FILE
+        scorer.save(report.path)
+    return report

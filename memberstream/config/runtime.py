@@ -60,6 +60,12 @@ class BatchSettings(BaseModel):
         description="a batch's outputs not acknowledged by the broker within this time fail "
         "the batch: the worker exits (without committing it) instead of stalling",
     )
+    state_cache: int = Field(
+        10_000,
+        ge=0,
+        description="decoded member states kept in memory between batches (0: none); one is "
+        "used only while the table still holds the very bytes it was written as",
+    )
 
 
 class RocksDBSettings(BaseModel):

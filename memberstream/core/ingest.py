@@ -27,6 +27,7 @@ from memberstream.core.member.processor import MemberProcessor
 from memberstream.core.member_state import MemberState
 from memberstream.core.positions import Position
 from memberstream.core.roles import Emit, OutputRole
+from memberstream.core.state_cache import StateCache
 from memberstream.domain.anomaly.order_features import OrderVector
 from memberstream.ml.inference import InferenceStage, Scored, TextItem
 from memberstream.schemas.codec import DecodeFailure, decode_event
@@ -59,8 +60,10 @@ class IngestBatcher:
         sink: OutputPort,
         event_types: Mapping[str, type[Envelope]],
         stage: InferenceStage | None = None,
+        state_cache: int = 0,
     ) -> None:
         self.store = store
+        self.states: StateCache[MemberState] = StateCache(state_cache)
         self.processor = processor
         self.sink = sink
         self.event_types = event_types
@@ -96,7 +99,9 @@ class IngestBatcher:
         await self.sink.drain()  # outputs durable before the state that remembers them
         failpoints.reached("drained")
         for entry in changed:
-            self.store.put(entry.event.message.key, entry.state.to_bytes(), entry.event)
+            key, raw = entry.event.message.key, entry.state.to_bytes()
+            self.store.put(key, raw, entry.event)
+            self.states.put(key, raw, entry.state)
         failpoints.reached("state_written")
         return stats
 
@@ -167,7 +172,9 @@ class IngestBatcher:
         try:
             if entry is None:
                 before = self.store.get(msg.key, ev)
-                state = self.processor.load(before)
+                state = None if before is None else self.states.get(msg.key, before)
+                if state is None:
+                    state = self.processor.load(before)
             else:
                 state = entry.state
                 before = state.to_bytes()  # to roll back to if apply fails
@@ -180,6 +187,7 @@ class IngestBatcher:
             failure = DecodeFailure("processing", f"{type(exc).__name__}: {exc}")
             await self.sink.dead_letter(msg, failure)
             stats.dead_letters += 1
+            self.states.drop(msg.key)  # a cached state may be half-applied
             if entry is not None:
                 entry.state = self.processor.load(before)  # type: ignore[assignment]
             return

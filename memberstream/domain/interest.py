@@ -402,7 +402,9 @@ class InterestPolicy:
                 f"category_probs must be {len(self.ids)} finite non-negative values in taxonomy "
                 f"order, got shape {arr.shape}"
             )
-        return [(self.ids[i], float(p)) for i, p in enumerate(arr.tolist())]
+        # zero probabilities add nothing (observe skips them): only the others, in order
+        ids = self.ids
+        return [(ids[i], float(arr[i])) for i in np.flatnonzero(arr).tolist()]
 
     def observe(
         self,
@@ -479,6 +481,9 @@ class InterestPolicy:
         """Forget faded categories, then keep only the strongest ``max_categories_per_member``."""
         if state.clock is None:
             return
+        s = self.settings
+        if s.prune_below <= 0 and len(state.affinity) <= s.max_categories_per_member:
+            return  # affinities are never negative: every category stays, nothing to sort
         values = self._decayed(state, state.clock)
         keep = [cid for cid, v in values.items() if v >= self.settings.prune_below]
         keep = keep[: self.settings.max_categories_per_member]
@@ -491,8 +496,9 @@ class InterestPolicy:
     def _decayed(self, state: InterestState, now: float) -> dict[str, float]:
         """Affinity of each category at ``now``, strongest first (ties in taxonomy order)."""
         hl = self.half_life_s
+        index, unknown = self._index, len(self.ids)
         values = [
-            (-(value * _decay(now - as_of, hl)), self._index.get(cid, len(self.ids)), cid)
+            (-(value * 0.5 ** ((now - as_of) / hl)), index.get(cid, unknown), cid)  # _decay
             for cid, (value, as_of) in state.affinity.items()
         ]
         values.sort()
@@ -539,7 +545,9 @@ class InterestPolicy:
 
     def tiers(self, state: InterestState, now: float) -> dict[str, str]:
         """Tiers at ``now`` against the stored ones; highest tier first, then by share."""
-        values = self.affinities(state, now)
+        return self._tiers(state, self.affinities(state, now))
+
+    def _tiers(self, state: InterestState, values: dict[str, float]) -> dict[str, str]:
         total = math.fsum(values.values())
         ranked = []
         for cid in [*values, *(c for c in state.tiers if c not in values)]:
@@ -554,7 +562,8 @@ class InterestPolicy:
     def evaluate(self, state: InterestState, now: float) -> InterestChange | None:
         """Update the stored tiers to ``now``; the change, or None when nothing moved."""
         now = self._now(state, now)
-        new = self.tiers(state, now)
+        values = self._decayed(state, now)
+        new = self._tiers(state, values)
         previous = dict(state.tiers)
         if new == previous:
             if list(new) != list(previous):
@@ -577,7 +586,8 @@ class InterestPolicy:
             moves.append((self._index.get(cid, len(self.ids)), TierMove(cid, old, tier, direction)))
         moves.sort(key=lambda m: (m[0], m[1].category))
         state.tiers = new
-        shares = self.shares(state, now)
+        total = math.fsum(values.values())  # the shares at ``now`` (see :meth:`shares`)
+        shares = {cid: v / total for cid, v in values.items()} if total > 0 else {}
         return InterestChange(
             as_of=now,
             tiers=dict(new),

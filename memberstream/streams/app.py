@@ -253,6 +253,7 @@ def build_app(
             sink_factory(app, settings),
             event_types,
             stage,
+            state_cache=settings.batch.state_cache,
         )
         await run_batches(stream, batcher.process, progress.add)
 

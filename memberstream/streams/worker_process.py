@@ -40,11 +40,14 @@ def _unmask(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:
 def settings_env(settings: Settings) -> dict[str, str]:
     """Environment variables that reproduce ``settings`` in a child process.
 
-    Secrets (the SASL password) go through in clear, so the child can log in: the
-    environment is handed to the child only, never printed.
+    Only values that differ from the defaults are passed (a child of an older
+    checkout, e.g. a benchmark's before figure, then meets no setting it does not
+    know). Secrets (the SASL password) go through in clear, so the child can log
+    in: the environment is handed to the child only, never printed.
     """
     env: dict[str, str] = {}
-    for name, value in _unmask(settings, settings.model_dump(mode="json")).items():
+    dumped = settings.model_dump(mode="json", exclude_defaults=True)
+    for name, value in _unmask(settings, dumped).items():
         env[f"MEMBERSTREAM_{name.upper()}"] = (
             json.dumps(value) if isinstance(value, dict | list) else str(value)
         )

@@ -8,13 +8,17 @@ time, so replaying the same input yields byte-identical outputs.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import datetime
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-OUTPUT_SCHEMA_VERSION = 1
+OUTPUT_SCHEMA_VERSION = 2
+"""2: the profile's taste vector is ``taste_f16`` (base64 of little-endian float16) instead
+of a list of 384 JSON numbers (``taste``)."""
 _NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e8f-9a0b-1c2d3e4f5a6b")
 
 
@@ -108,10 +112,11 @@ class MemberProfile(Output):
     interests: list[InterestTier] = Field(
         default_factory=list, description="interest tiers, highest first"
     )
-    taste: list[float] | None = Field(
+    taste_f16: str | None = Field(
         None,
-        description="unit-length decayed mean of the embeddings of items the member touched, "
-        "rounded to 4 decimals; None before any item text",
+        description="unit-length decayed mean of the embeddings of items the member touched "
+        "(384 values for the default encoder), as base64 of little-endian IEEE float16: "
+        "numpy.frombuffer(base64.b64decode(s), '<f2'); None before any item text",
     )
     review_sentiment: float | None = Field(
         None,
@@ -122,6 +127,14 @@ class MemberProfile(Output):
         None, description="text model behind interests and taste; None without one"
     )
     as_of: datetime
+
+    @property
+    def taste(self) -> list[float] | None:
+        """The taste vector decoded from ``taste_f16``."""
+        if self.taste_f16 is None:
+            return None
+        raw = base64.b64decode(self.taste_f16, validate=True)
+        return np.frombuffer(raw, dtype="<f2").astype(np.float64).tolist()
 
 
 AnomalyKind = Literal[

@@ -183,7 +183,7 @@ def test_without_a_text_model_interest_comes_from_catalog_categories() -> None:
         "tier": "core",
         "share": pytest.approx(profile["interests"][0]["share"]),
     }
-    assert profile["taste"] is None and profile["model_version"] is None
+    assert profile["taste_f16"] is None and profile["model_version"] is None
     updates = [e.payload for e in emits if e.role == INTEREST_TIERS]
     assert updates and {u["model_version"] for u in updates} == {"categories-only"}
 

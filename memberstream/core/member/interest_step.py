@@ -6,16 +6,15 @@ the profile (tiers with shares, the taste vector)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from memberstream.core.member_state import MemberState
 from memberstream.core.roles import Emit, OutputRole
 from memberstream.domain.interest import InterestChange, InterestPolicy
-from memberstream.domain.rfm import utc
+from memberstream.domain.rfm import iso
 from memberstream.ml.inference import Scored, TextItem
 from memberstream.schemas.events import (
     ClickEvent,
@@ -24,13 +23,10 @@ from memberstream.schemas.events import (
     ReviewEvent,
 )
 from memberstream.schemas.outputs import (
-    InterestMove,
-    InterestTier,
-    InterestTierUpdate,
+    OUTPUT_SCHEMA_VERSION,
     deterministic_id,
 )
 
-TASTE_DECIMALS = 4
 SHARE_DECIMALS = 6
 
 
@@ -109,36 +105,31 @@ class InterestStep:
             self.policy.observe(state.interest, t, item.weight, probs, embedding)
         return self.policy.evaluate(state.interest, now=t)
 
-    def update(
-        self, state: MemberState, change: InterestChange, event: Envelope
-    ) -> InterestTierUpdate:
-        return InterestTierUpdate(
-            output_id=deterministic_id("interest", state.member_id, event.event_id),
-            member_id=state.member_id,
-            tiers=[
-                InterestTier(
-                    category=cid, tier=tier, share=round(change.shares[cid], SHARE_DECIMALS)
-                )
+    def update_emit(self, state: MemberState, change: InterestChange, event: Envelope) -> Emit:
+        """The interest tier update as the output produced: an ``InterestTierUpdate`` as
+        JSON, built as a plain dict on the hot path (a unit test holds the two equal)."""
+        payload = {
+            "output_id": deterministic_id("interest", state.member_id, event.event_id),
+            "schema_version": OUTPUT_SCHEMA_VERSION,
+            "member_id": state.member_id,
+            "tiers": [
+                {"category": cid, "tier": tier, "share": round(change.shares[cid], SHARE_DECIMALS)}
                 for cid, tier in change.tiers.items()
             ],
-            changes=[
-                InterestMove(
-                    category=m.category,
-                    previous_tier=m.previous,
-                    tier=m.tier,
-                    direction=m.direction,
-                )
+            "changes": [
+                {
+                    "category": m.category,
+                    "previous_tier": m.previous,
+                    "tier": m.tier,
+                    "direction": m.direction,
+                }
                 for m in change.moves
             ],
-            model_version=self.model_version or "categories-only",
-            cause_event_id=event.event_id,
-            cause_event_type=event.type,  # type: ignore[attr-defined]
-            as_of=utc(change.as_of),
-        )
-
-    def update_emit(self, state: MemberState, change: InterestChange, event: Envelope) -> Emit:
-        """The interest tier update as the output produced."""
-        payload = self.update(state, change, event).model_dump(mode="json")
+            "model_version": self.model_version or "categories-only",
+            "cause_event_id": event.event_id,
+            "cause_event_type": event.type,  # type: ignore[attr-defined]
+            "as_of": iso(change.as_of),
+        }
         return Emit(OutputRole.INTEREST_TIERS, state.member_id, payload)
 
     def interests(self, state: MemberState) -> list[dict[str, Any]]:
@@ -152,9 +143,10 @@ class InterestStep:
             for cid, tier in interest.tiers.items()
         ]
 
-    def taste(self, state: MemberState) -> list[float] | None:
-        """The member's taste vector, rounded (for the profile)."""
+    def taste_f16(self, state: MemberState) -> str | None:
+        """The member's taste vector as base64 of little-endian float16 (for the profile:
+        a quarter of the bytes of JSON numbers, at about the precision of 4 decimals)."""
         taste = self.policy.taste(state.interest)
         if taste is None:
             return None
-        return np.round(taste, TASTE_DECIMALS).tolist()
+        return base64.b64encode(taste.astype("<f2").tobytes()).decode("ascii")

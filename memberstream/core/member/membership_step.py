@@ -7,9 +7,9 @@ from __future__ import annotations
 from memberstream.core.member_state import MemberState
 from memberstream.core.roles import Emit, OutputRole
 from memberstream.domain.membership import MembershipPolicy, Order, TierDecision
-from memberstream.domain.rfm import utc
+from memberstream.domain.rfm import iso
 from memberstream.schemas.events import PurchaseEvent
-from memberstream.schemas.outputs import MemberTierUpdate, deterministic_id
+from memberstream.schemas.outputs import OUTPUT_SCHEMA_VERSION, deterministic_id
 
 
 class MembershipStep:
@@ -36,22 +36,26 @@ class MembershipStep:
         state.window.prune(now)
         return decision
 
-    def tier_update(
-        self, state: MemberState, decision: TierDecision, cause: str
-    ) -> MemberTierUpdate:
-        return MemberTierUpdate(
-            output_id=deterministic_id("tier", state.member_id, cause),
-            member_id=state.member_id,
-            tier=decision.tier,
-            previous_tier=decision.previous_tier,
-            direction=decision.direction,  # type: ignore[arg-type]
-            reason=decision.reason,
-            rfm=decision.rfm,
-            cause_event_id=cause,
-            as_of=utc(state.order_clock),  # type: ignore[arg-type]
-        )
-
     def tier_emit(self, state: MemberState, decision: TierDecision, cause: str) -> Emit:
-        """The tier update as the output produced."""
-        payload = self.tier_update(state, decision, cause).model_dump(mode="json")
+        """The tier update as the output produced: a ``MemberTierUpdate`` as JSON, built
+        as a plain dict on the hot path (a unit test holds the two equal)."""
+        rfm = decision.rfm
+        payload = {
+            "output_id": deterministic_id("tier", state.member_id, cause),
+            "schema_version": OUTPUT_SCHEMA_VERSION,
+            "member_id": state.member_id,
+            "tier": decision.tier,
+            "previous_tier": decision.previous_tier,
+            "direction": decision.direction,
+            "reason": decision.reason,
+            "rfm": {
+                "window_days": rfm.window_days,
+                "recency_days": rfm.recency_days,
+                "frequency": rfm.frequency,
+                "monetary": rfm.monetary,
+                "refunds": rfm.refunds,
+            },
+            "cause_event_id": cause,
+            "as_of": iso(state.order_clock),  # type: ignore[arg-type]
+        }
         return Emit(OutputRole.TIERS, state.member_id, payload)

@@ -53,7 +53,7 @@ def profile_emit(state: MemberState, interest: InterestStep, model_version: str 
             if state.sentiment_reviews
             else None
         ),
-        "taste": interest.taste(state),
+        "taste_f16": interest.taste_f16(state),
         "model_version": model_version,
         "as_of": iso(state.clock),
     }

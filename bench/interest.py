@@ -42,6 +42,7 @@ from aiokafka import AIOKafkaProducer
 from bench.throughput import (
     GroupOffsets,
     ModuleProcess,
+    before_commit,
     consume_produce_args,
     events_through,
     fresh_namespace,
@@ -128,10 +129,13 @@ async def through_kafka(
         if name == "worker-no-model":
             settings.inference.enabled = False
         log_path = tmp / "logs" / f"{name}-{run_id(settings)}.log"
-        child = WorkerProcess if name.startswith("worker") else NaiveProcess
-        samples = await events_through(
-            settings, events, child(settings, log_path).start, args.timeout
-        )
+        if name == "worker-before":
+            start = WorkerProcess(settings, log_path, source=args.before).start
+        elif name.startswith("worker"):
+            start = WorkerProcess(settings, log_path).start
+        else:
+            start = NaiveProcess(settings, log_path).start
+        samples = await events_through(settings, events, start, args.timeout)
         return {"rate": slope_rate(samples, len(events)), "wall_s": samples[-1][0]}
 
 
@@ -218,11 +222,24 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         )
         worker = await through_kafka("worker", events, args, tmp)
         print(f"round {r} worker: {worker['rate']:8.0f} events/s")
+        before = None
+        if args.before is not None:
+            before = await through_kafka("worker-before", events, args, tmp)
+            print(f"round {r} worker before the change: {before['rate']:8.0f} events/s")
         bare = await through_kafka("worker-no-model", events, args, tmp)
         print(f"round {r} worker, no model: {bare['rate']:8.0f} events/s")
         naive = await through_kafka("naive", naive_events, args, tmp)
         print(f"round {r} naive:  {naive['rate']:8.0f} events/s")
-        rounds.append({"round": r, "limit": limit, "worker": worker, "bare": bare, "naive": naive})
+        rounds.append(
+            {
+                "round": r,
+                "limit": limit,
+                "worker": worker,
+                "bare": bare,
+                "naive": naive,
+                **({} if before is None else {"before": before}),
+            }
+        )
     worker_median = statistics.median(x["worker"]["rate"] for x in rounds)
     low = await latency(workload(args.events, seed=6), args.low_rate, args, tmp)
     print(
@@ -245,7 +262,17 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
 
     per_round_limit = [r["worker"]["rate"] / r["limit"]["rate"] for r in rounds]
     per_round_naive = [r["worker"]["rate"] / r["naive"]["rate"] for r in rounds]
+    before: dict[str, Any] = {}
+    if all("before" in r for r in rounds):
+        before = {
+            "before_rate": med(("before", "rate")),
+            "before_vs_limit": statistics.median(
+                r["before"]["rate"] / r["limit"]["rate"] for r in rounds
+            ),
+            "speedup_per_round": [r["worker"]["rate"] / r["before"]["rate"] for r in rounds],
+        }
     return {
+        **before,
         "limit_rate": med(("limit", "rate")),
         "limit_texts_per_s": med(("limit", "texts_per_s")),
         "worker_rate": med(("worker", "rate")),
@@ -287,7 +314,10 @@ def markdown(info: dict[str, Any], result: dict[str, Any], s: dict[str, Any]) ->
         ("worker", "worker through Kafka"),
         ("bare", "worker through Kafka, inference disabled"),
         ("naive", "naive aiokafka + sentence-transformers"),
+        ("before", f"worker before the change (`{info.get('before')}`)"),
     ):
+        if key + "_rate" not in s:
+            continue
         per = ", ".join(f"{r[key]['rate']:.0f}" for r in result["rounds"])
         lines.append(f"| {label} | {s[key + '_rate']:.0f} | {per} |")
     model_share = 1 / s["limit_rate"] / (1 / s["worker_rate"])
@@ -307,6 +337,15 @@ def markdown(info: dict[str, Any], result: dict[str, Any], s: dict[str, Any]) ->
         f"| worker >= {GOAL_NAIVE:.0f} x naive consumer | {s['worker_vs_naive']:.1f}x "
         f"(rounds: {', '.join(f'{x:.1f}' for x in s['worker_vs_naive_per_round'])}) | "
         f"{met(s['worker_vs_naive'] >= GOAL_NAIVE)} |",
+        *(
+            [
+                f"| (before the change: {s['before_vs_limit']:.2f} x encoder limit; worker / "
+                f"before per round: {', '.join(f'{x:.2f}' for x in s['speedup_per_round'])}) "
+                "| | |"
+            ]
+            if "before_rate" in s
+            else []
+        ),
         "",
         f"Latency, event time to interest-tier update on Kafka, at {lat['rate_sent']:.0f} events/s "
         f"(half the worker's median rate), {lat['events']:,} events live, {lat['updates']:,} "
@@ -322,7 +361,9 @@ def markdown(info: dict[str, Any], result: dict[str, Any], s: dict[str, Any]) ->
         f"GPU: {info['gpu']}",
         "",
         f"Reproduce: `python -m bench.interest --events {info['events']} --naive-events "
-        f"{info['naive_events']} --rounds {info['rounds']}`",
+        f"{info['naive_events']} --rounds {info['rounds']}"
+        + (" --before CHECKOUT" if info.get("before") else "")
+        + "`",
         "",
     ]
     return "\n".join(lines)
@@ -343,6 +384,11 @@ def main(argv: list[str] | None = None) -> None:
         "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of an earlier commit; its worker runs in the same rounds",
+    )
     args = parser.parse_args(argv)
     providers = choose_providers("auto")
     info = {
@@ -352,6 +398,7 @@ def main(argv: list[str] | None = None) -> None:
         "events": args.events,
         "naive_events": args.naive_events,
         "rounds": args.rounds,
+        "before": before_commit(args.before),
         "gpu": (
             "CUDA available; see providers above"
             if providers[0] == "CUDAExecutionProvider"

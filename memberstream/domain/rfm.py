@@ -96,10 +96,12 @@ class OrderWindow:
                 frequency += 1
                 last_paid = order.t
         recency = None if last_paid is None else round((now - last_paid) / DAY_S, 6)
-        return RFM(
+        # built without validation (this runs per order and per profile): every value
+        # already has its field's type
+        return RFM.model_construct(
             window_days=self.window_s / DAY_S,
             recency_days=recency,
             frequency=frequency,
-            monetary=round(max(monetary, 0.0), 2),
+            monetary=float(round(max(monetary, 0.0), 2)),
             refunds=refunds,
         )

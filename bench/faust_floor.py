@@ -63,6 +63,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--datadir", type=Path, default=None, help="Faust data dir (default: a new temp dir)"
     )
+    parser.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help="records produced per input record (default %(default)s): the marginal cost "
+        "of an output in a Faust agent",
+    )
     return parser.parse_args(argv)
 
 
@@ -90,6 +97,7 @@ def build_floor_app(args: argparse.Namespace) -> faust.App:
     app = make_faust_app(settings)
     inputs = raw_inputs(app, settings)
     output = args.output
+    copies = args.copies
 
     @app.agent(inputs, name="forward", concurrency=1)
     async def forward(stream: StreamT) -> None:
@@ -97,7 +105,8 @@ def build_floor_app(args: argparse.Namespace) -> faust.App:
         async for events in stream.take_events(args.max_batch, within=args.max_wait):
             for event in events:
                 message = event.message
-                await send(output, message.key, message.value, None, None, None)
+                for _ in range(copies):
+                    await send(output, message.key, message.value, None, None, None)
 
     return app
 

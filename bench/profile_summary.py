@@ -4,11 +4,13 @@
 
 Reads the collapsed-stack files (``py-spy record --format raw``) that
 ``bench.throughput --profile DIR`` leaves, one per worker run, and reports per
-contender (the file name up to its round) the share of samples spent *in* each
-function (self) and *under* it (inclusive), and the share per source area
-(memberstream's own packages, Faust, aiokafka, RocksDB, ONNX Runtime, the
-interpreter's asyncio, ...). Idle samples (the event loop waiting in
-``select``/``epoll``) are counted apart so the shares are of busy time.
+contender (the file name up to its round) the share of the main thread's samples
+spent *in* each function (self) and *under* it (inclusive), and the share per
+source area (memberstream's own packages, Faust, aiokafka, RocksDB, ONNX Runtime,
+the interpreter's asyncio, ...). The main thread runs the event loop, every agent
+and the Kafka clients: it is the one that bounds a worker's rate. Samples of the
+loop waiting in ``select`` are counted apart, so the shares are of busy time;
+other threads (the model's) are counted in total only.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
-IDLE = ("select (selectors.py", "poll (selectors.py", "_run_once (asyncio/base_events.py")
+IDLE = {"EpollSelector.select (selectors.py)", "Condition.wait (threading.py)"}
+MAIN = "_run_module_as_main"
 AREAS = (  # (label, substring of the file path), first match wins
     ("memberstream", "memberstream/"),
     ("faust", "faust/"),
@@ -42,6 +45,7 @@ class Profile:
 
     total: int = 0
     idle: int = 0
+    other_threads: int = 0
     self_: Counter[str] = field(default_factory=Counter)
     inclusive: Counter[str] = field(default_factory=Counter)
     areas: Counter[str] = field(default_factory=Counter)
@@ -76,11 +80,12 @@ def add_stacks(profile: Profile, lines: Iterable[str]) -> None:
         frames = [f for f in stack.split(";") if f.strip()]
         if not frames:
             continue
-        if frames[0].startswith("process ") or frames[0].startswith("thread "):
-            frames = frames[1:] or frames  # py-spy's --threads / --subprocesses prefix
+        if not any(MAIN in f for f in frames):
+            profile.other_threads += count
+            continue
         profile.total += count
         leaf = frames[-1]
-        if any(leaf.strip().startswith(idle) for idle in IDLE):
+        if short(leaf) in IDLE:
             profile.idle += count
             continue
         profile.self_[short(leaf)] += count
@@ -114,8 +119,9 @@ def markdown(profiles: dict[str, Profile], top: int, title: str) -> str:
         out += [
             f"## {contender}",
             "",
-            f"{p.total:,} samples, {p.busy:,} busy ({100 * p.busy / p.total:.0f}%; the rest "
-            "the event loop waiting).",
+            f"Main thread: {p.total:,} samples, {p.busy:,} busy ({100 * p.busy / p.total:.0f}%; "
+            f"the rest the event loop waiting); other threads (the model's): "
+            f"{p.other_threads:,} samples.",
             "",
             *table("area (self time)", p.areas, p.busy, len(AREAS) + 1),
             "",

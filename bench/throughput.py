@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -251,6 +252,7 @@ class FaustFloorProcess(ModuleProcess):
     """``python -m bench.faust_floor``: the worker's broker settings, a forward-only agent."""
 
     module = "bench.faust_floor"
+    copies = 1
 
     def args(self) -> list[str]:
         s = self.settings
@@ -275,6 +277,8 @@ class FaustFloorProcess(ModuleProcess):
             str(s.batch.max_wait_s),
             "--datadir",
             str(s.data_dir),
+            "--copies",
+            str(self.copies),
         ]
 
 
@@ -329,6 +333,10 @@ def start_contender(
         return ProfiledWorker(settings, log_path, source=source, profile_path=out).start()
     if name == "faust-floor":
         return FaustFloorProcess(settings, log_path).start()
+    if name.startswith("faust-floor-x"):  # K records produced per input record
+        floor = FaustFloorProcess(settings, log_path)
+        floor.copies = int(name.removeprefix("faust-floor-x"))
+        return floor.start()
     return PassthroughProcess(settings, log_path).start()
 
 
@@ -742,7 +750,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--contenders",
         type=lambda v: [c.strip() for c in v.split(",") if c.strip()],
         default=list(CONTENDERS),
-        help="comma-separated subset of " + ",".join(CONTENDERS) + " (default: all)",
+        help="comma-separated subset of " + ",".join(CONTENDERS) + " (default: all); "
+        "faust-floor-xK (K in 1-9) is the floor producing K records per input",
     )
     parser.add_argument(
         "--before",
@@ -757,7 +766,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "summarize with `python -m bench.profile_summary DIR`",
     )
     args = parser.parse_args(argv)
-    unknown = set(args.contenders) - set(CONTENDERS)
+    unknown = {c for c in args.contenders if not re.fullmatch(r"faust-floor-x[1-9]", c)}
+    unknown -= set(CONTENDERS)
     if unknown:
         parser.error(f"unknown contenders: {', '.join(sorted(unknown))}")
     if args.before is not None and not (args.before / "memberstream").is_dir():

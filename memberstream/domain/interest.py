@@ -318,6 +318,14 @@ def _decay(dt: float, half_life: float) -> float:
     return 0.5 ** (dt / half_life)
 
 
+@dataclass(frozen=True)
+class PreparedItem:
+    """An item's checked category pairs (non-zero, taxonomy order) and unit embedding."""
+
+    pairs: list[tuple[str, float]]
+    unit: np.ndarray | None
+
+
 class InterestPolicy:
     """Affinity updates, tiers with hysteresis, and the taste vector (see the module doc)."""
 
@@ -420,14 +428,37 @@ class InterestPolicy:
         unit vector; one of another dimension than the stored taste (a model
         swap) starts the taste afresh.
         """
+        pairs = self._pairs(category_probs) if category_probs is not None else []
+        unit = self._unit(item_embedding) if item_embedding is not None else None
+        self.observe_prepared(state, t, weight, PreparedItem(pairs, unit))
+
+    def prepare(
+        self,
+        category: str | None,
+        model_probs: Sequence[float] | np.ndarray | None,
+        item_embedding: np.ndarray | None,
+    ) -> PreparedItem | None:
+        """What an item contributes whatever the member: its category probabilities
+        (:meth:`category_probs`) as checked pairs and its unit embedding. None when it has
+        no category at all. A caller may keep it for items that recur (a product's title
+        and category) and pass it to :meth:`observe_prepared` each time."""
+        probs = self.category_probs(category, model_probs)
+        if probs is None:
+            return None
+        unit = self._unit(item_embedding) if item_embedding is not None else None
+        return PreparedItem(self._pairs(probs), unit)
+
+    def observe_prepared(
+        self, state: InterestState, t: float, weight: float, item: PreparedItem
+    ) -> None:
+        """:meth:`observe` for an item from :meth:`prepare`."""
         t = float(t)
         weight = float(weight)
         if not math.isfinite(t):
             raise ValueError(f"event time must be finite, got {t}")
         if not (math.isfinite(weight) and weight >= 0):
             raise ValueError(f"weight must be finite and >= 0, got {weight}")
-        pairs = self._pairs(category_probs) if category_probs is not None else []
-        unit = self._unit(item_embedding) if item_embedding is not None else None
+        pairs, unit = item.pairs, item.unit
         clock = t if state.clock is None else max(state.clock, t)
         hl = self.half_life_s
         for cid, p in pairs:

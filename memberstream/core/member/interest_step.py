@@ -7,13 +7,16 @@ the profile (tiers with shares, the taste vector)."""
 from __future__ import annotations
 
 import base64
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from memberstream.core.member_state import MemberState
 from memberstream.core.roles import Emit, OutputRole
-from memberstream.domain.interest import InterestChange, InterestPolicy
+from memberstream.domain.interest import InterestChange, InterestPolicy, PreparedItem
 from memberstream.domain.rfm import iso
 from memberstream.ml.inference import Scored, TextItem
 from memberstream.schemas.events import (
@@ -28,6 +31,16 @@ from memberstream.schemas.outputs import (
 )
 
 SHARE_DECIMALS = 6
+ITEMS_KEPT = 8192
+"""Prepared product items kept (each holds a unit embedding: ~3 KB at 384 dimensions)."""
+
+
+def _probs(scored: Scored | None) -> np.ndarray | None:
+    return None if scored is None else scored.probs
+
+
+def _embedding(scored: Scored | None) -> np.ndarray | None:
+    return None if scored is None else scored.embedding
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,8 @@ class InterestStep:
     def __init__(self, policy: InterestPolicy, model_version: str | None = None) -> None:
         self.policy = policy
         self.model_version = model_version
+        self._items: OrderedDict[tuple[str, str | None, str | None], tuple[Scored, PreparedItem]]
+        self._items = OrderedDict()
 
     def items(self, event: Envelope) -> list[InterestItem]:
         """What ``event`` contributes to interest, before scoring; texts go to the model."""
@@ -96,14 +111,27 @@ class InterestStep:
             pending = iter(scores)
         for item in items:
             scored = next(pending) if pending is not None and item.text is not None else None
-            probs = self.policy.category_probs(
-                item.category, None if scored is None else scored.probs
-            )
-            if probs is None:
-                continue
-            embedding = None if scored is None else scored.embedding
-            self.policy.observe(state.interest, t, item.weight, probs, embedding)
+            prepared = self._prepared(item, scored)
+            if prepared is not None:
+                self.policy.observe_prepared(state.interest, t, item.weight, prepared)
         return self.policy.evaluate(state.interest, now=t)
+
+    def _prepared(self, item: InterestItem, scored: Scored | None) -> PreparedItem | None:
+        """The item's prepared contribution, kept for a product's item while the stage
+        serves the same scores for it (the stage's title cache hands out one object)."""
+        if item.product_id is None or scored is None:
+            return self.policy.prepare(item.category, _probs(scored), _embedding(scored))
+        key = (item.product_id, item.text, item.category)
+        kept = self._items.get(key)
+        if kept is not None and kept[0] is scored:
+            self._items.move_to_end(key)
+            return kept[1]
+        prepared = self.policy.prepare(item.category, scored.probs, scored.embedding)
+        self._items[key] = (scored, prepared)
+        self._items.move_to_end(key)
+        if len(self._items) > ITEMS_KEPT:
+            self._items.popitem(last=False)
+        return prepared
 
     def update_emit(self, state: MemberState, change: InterestChange, event: Envelope) -> Emit:
         """The interest tier update as the output produced: an ``InterestTierUpdate`` as

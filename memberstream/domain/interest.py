@@ -345,6 +345,8 @@ class InterestPolicy:
             raise ValueError("taxonomy ids must be unique and non-empty")
         self.bands = tuple(self.settings.tiers)
         self.rank = {b.name: i for i, b in enumerate(self.bands)}  # 0 is the highest tier
+        self.enters = tuple(b.enter for b in self.bands)
+        self.min_affinity = self.settings.min_affinity
         self.half_life_s = self.settings.half_life_s
         self.taste_half_life_s = self.settings.taste_half_life_s
 
@@ -561,9 +563,13 @@ class InterestPolicy:
 
     def tier_for(self, share: float, affinity: float, previous: str | None) -> str | None:
         """One category's tier, given its share, absolute affinity and previous tier."""
-        if affinity < self.settings.min_affinity:
+        if affinity < self.min_affinity:
             return None
-        up = next((i for i, b in enumerate(self.bands) if share >= b.enter), None)
+        up = None
+        for i, enter in enumerate(self.enters):  # the highest band whose entry it reaches
+            if share >= enter:
+                up = i
+                break
         prev = self.rank.get(previous) if previous is not None else None
         if prev is None:
             return None if up is None else self.bands[up].name

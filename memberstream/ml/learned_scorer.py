@@ -67,9 +67,9 @@ class LearnedScorer:
         pushes = x * self.weights
         out = []
         n_behaviour = len(BEHAVIOUR_FEATURES)
-        for row in pushes:
+        for row in pushes.tolist():  # Python floats: fsum and indexing without boxing
             logit = self.bias + math.fsum(row)
-            contributions = {name: float(row[i]) for i, name in enumerate(BEHAVIOUR_FEATURES)}
+            contributions = {name: row[i] for i, name in enumerate(BEHAVIOUR_FEATURES)}
             if self.embedding_dim:
                 contributions[EMBEDDING_FEATURE] = math.fsum(row[n_behaviour:])
             out.append(LearnedScore(1.0 / (1.0 + math.exp(-logit)), contributions))

@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 MODEL  ?= $(HOME)/.cache/memberstream/models/all-MiniLM-L6-v2
 
 .PHONY: setup models demo test test-unit broker broker-stop lint bench bench-interest \
-	bench-anomalies bench-summaries bench-memory clean
+	bench-anomalies bench-summaries bench-memory bench-scaleout bench-core clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,12 @@ bench-summaries: broker models
 
 bench-memory: broker models
 	$(BIN)/python -m bench.memory
+
+bench-scaleout: broker models
+	$(BIN)/python -m bench.scaleout
+
+bench-core: models
+	$(BIN)/python -m bench.core
 
 clean:
 	rm -rf $(VENV) .memberstream .pytest_cache .ruff_cache .import_linter_cache

@@ -25,7 +25,6 @@ import pstats
 import statistics
 import time
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import orjson
 
 from bench.throughput import ROOT, run_info
 from memberstream.config import Settings
+from memberstream.core.in_memory import DictStore, MemoryItem, MemoryRecord
 from memberstream.core.ingest import IngestBatcher
 from memberstream.core.member.processor import MemberProcessor
 from memberstream.core.roles import Emit
@@ -43,30 +43,6 @@ from memberstream.schemas.events import ClickEvent, Feedback, PurchaseEvent, Rev
 
 BATCH = 500
 PARTITIONS = 4
-
-
-@dataclass
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: float = 0.0
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-
-@dataclass
-class Item:
-    message: Record
-
-
-class DictStore(dict[bytes | None, bytes]):
-    def get(self, key: bytes | None, event: object = None) -> bytes | None:  # type: ignore[override]
-        return super().get(key)
-
-    def put(self, key: bytes | None, value: bytes, event: object) -> None:
-        self[key] = value
 
 
 class EncodingSink:
@@ -80,14 +56,14 @@ class EncodingSink:
         self.outputs += 1
         self.bytes += len(orjson.dumps(emit.payload))
 
-    async def dead_letter(self, message: Record, failure: DecodeFailure) -> None:
+    async def dead_letter(self, message: MemoryRecord, failure: DecodeFailure) -> None:
         raise AssertionError(f"unexpected dead letter: {failure.reason}")
 
     async def drain(self) -> None:
         return None
 
 
-def records(settings: Settings, stream: str, n: int) -> list[Item]:
+def records(settings: Settings, stream: str, n: int) -> list[MemoryItem]:
     kinds = {"purchase"} if stream == "purchase" else {"click", "purchase", "review"}
     topics = {
         "click": settings.topics.clicks,
@@ -103,7 +79,7 @@ def records(settings: Settings, stream: str, n: int) -> list[Item]:
         partition = zlib.crc32(key) % PARTITIONS
         offset = offsets.get((topic, partition), 0)
         offsets[topic, partition] = offset + 1
-        items.append(Item(Record(topic, partition, offset, key, encode(event))))
+        items.append(MemoryItem(MemoryRecord(topic, partition, offset, key, encode(event))))
     return items
 
 
@@ -123,7 +99,7 @@ def batcher(settings: Settings, stage: InferenceStage | None, cache: int) -> Ing
 
 
 def run_once(
-    settings: Settings, items: list[Item], model: bool, cache: int, profile: bool = False
+    settings: Settings, items: list[MemoryItem], model: bool, cache: int, profile: bool = False
 ) -> dict[str, Any]:
     stage = stage_from_settings(settings, load_taxonomy(settings)) if model else None
     b = batcher(settings, stage, cache)

@@ -25,6 +25,7 @@ from pathlib import Path
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 IDLE = {"EpollSelector.select (selectors.py)", "Condition.wait (threading.py)"}
 MAIN = "_run_module_as_main"
+OWN = "memberstream/"  # inclusive shares are listed for the project's own functions
 AREAS = (  # (label, substring of the file path), first match wins
     ("memberstream", "memberstream/"),
     ("faust", "faust/"),
@@ -90,7 +91,7 @@ def add_stacks(profile: Profile, lines: Iterable[str]) -> None:
             continue
         profile.self_[short(leaf)] += count
         profile.areas[area(leaf)] += count
-        for name in {short(f) for f in frames}:
+        for name in {short(f) for f in frames if OWN in f}:
             profile.inclusive[name] += count
 
 
@@ -127,7 +128,7 @@ def markdown(profiles: dict[str, Profile], top: int, title: str) -> str:
             "",
             *table("function (self)", p.self_, p.busy, top),
             "",
-            *table("function (inclusive)", p.inclusive, p.busy, top),
+            *table("memberstream function (inclusive)", p.inclusive, p.busy, top),
             "",
         ]
     return "\n".join(out)

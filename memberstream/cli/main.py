@@ -115,7 +115,7 @@ def worker(ctx: click.Context, log_level: str) -> None:
     broker creating topics (`memberstream topics create` does).
     """
     from memberstream.streams.app import build_app
-    from memberstream.streams.worker_runtime import MemberstreamWorker
+    from memberstream.streams.worker_runtime import MemberstreamWorker, tune_gc
 
     settings = settings_from(ctx)
     run(preflight(settings, on_wait=_on_wait))  # a refusal is just its error and hint
@@ -126,6 +126,7 @@ def worker(ctx: click.Context, log_level: str) -> None:
     worker = MemberstreamWorker(
         app, loglevel=log_level, shutdown_timeout_s=settings.shutdown_timeout_s
     )
+    tune_gc()
     worker.execute_from_commandline()
 
 

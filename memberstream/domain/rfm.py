@@ -105,3 +105,14 @@ class OrderWindow:
             monetary=float(round(max(monetary, 0.0), 2)),
             refunds=refunds,
         )
+
+
+def rfm_payload(rfm: RFM) -> dict[str, float | int | None]:
+    """``rfm.model_dump()``, written out for the hot paths that build outputs by hand."""
+    return {
+        "window_days": rfm.window_days,
+        "recency_days": rfm.recency_days,
+        "frequency": rfm.frequency,
+        "monetary": rfm.monetary,
+        "refunds": rfm.refunds,
+    }

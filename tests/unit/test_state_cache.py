@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import zlib
-from dataclasses import dataclass, field
 
 import orjson
 
 from memberstream.config import Settings
+from memberstream.core.in_memory import DictStore, MemoryItem, MemoryRecord
 from memberstream.core.ingest import IngestBatcher
 from memberstream.core.member.processor import MemberProcessor
 from memberstream.core.roles import Emit
@@ -51,30 +51,6 @@ def test_capacity_zero_caches_nothing() -> None:
 # --- the batcher with and without the cache ----------------------------------------------------
 
 
-@dataclass
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: float = 0.0
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-
-@dataclass
-class Item:
-    message: Record
-
-
-class DictStore(dict[bytes | None, bytes]):
-    def get(self, key: bytes | None, event: object = None) -> bytes | None:  # type: ignore[override]
-        return super().get(key)
-
-    def put(self, key: bytes | None, value: bytes, event: object) -> None:
-        self[key] = value
-
-
 class RecordingSink:
     def __init__(self) -> None:
         self.outputs: list[tuple[str, str, bytes]] = []
@@ -83,14 +59,14 @@ class RecordingSink:
     async def emit(self, emit: Emit) -> None:
         self.outputs.append((emit.role.value, emit.key, orjson.dumps(emit.payload)))
 
-    async def dead_letter(self, message: Record, failure: DecodeFailure) -> None:
+    async def dead_letter(self, message: MemoryRecord, failure: DecodeFailure) -> None:
         self.letters.append((message.offset, failure.error_type))
 
     async def drain(self) -> None:
         return None
 
 
-def _records(settings: Settings, n: int) -> list[Item]:
+def _records(settings: Settings, n: int) -> list[MemoryItem]:
     topics = {
         "click": settings.topics.clicks,
         "purchase": settings.topics.purchases,
@@ -105,11 +81,11 @@ def _records(settings: Settings, n: int) -> list[Item]:
         offset = offsets.get((topic, partition), 0)
         offsets[topic, partition] = offset + 1
         key = event.member_id.encode()
-        items.append(Item(Record(topic, partition, offset, key, encode(event))))
+        items.append(MemoryItem(MemoryRecord(topic, partition, offset, key, encode(event))))
     return items
 
 
-def _run(settings: Settings, items: list[Item], cache: int, batch: int = 50) -> tuple:
+def _run(settings: Settings, items: list[MemoryItem], cache: int, batch: int = 50) -> tuple:
     types = {
         settings.topics.clicks: ClickEvent,
         settings.topics.purchases: PurchaseEvent,

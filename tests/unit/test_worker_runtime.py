@@ -66,3 +66,18 @@ def test_tables_open_rocksdb_with_bounded_memory(tmp_path) -> None:  # type: ign
             "write_buffer_size": 4 * 1024 * 1024,
             "max_write_buffer_number": 2,
         }
+
+
+def test_tune_gc_freezes_start_up_objects_and_raises_the_thresholds() -> None:
+    import gc
+
+    from memberstream.streams.worker_runtime import GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 1000  # the modules and objects loaded so far
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

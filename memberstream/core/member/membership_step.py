@@ -7,7 +7,7 @@ from __future__ import annotations
 from memberstream.core.member_state import MemberState
 from memberstream.core.roles import Emit, OutputRole
 from memberstream.domain.membership import MembershipPolicy, Order, TierDecision
-from memberstream.domain.rfm import iso
+from memberstream.domain.rfm import iso, rfm_payload
 from memberstream.schemas.events import PurchaseEvent
 from memberstream.schemas.outputs import OUTPUT_SCHEMA_VERSION, deterministic_id
 
@@ -48,13 +48,7 @@ class MembershipStep:
             "previous_tier": decision.previous_tier,
             "direction": decision.direction,
             "reason": decision.reason,
-            "rfm": {
-                "window_days": rfm.window_days,
-                "recency_days": rfm.recency_days,
-                "frequency": rfm.frequency,
-                "monetary": rfm.monetary,
-                "refunds": rfm.refunds,
-            },
+            "rfm": rfm_payload(rfm),
             "cause_event_id": cause,
             "as_of": iso(state.order_clock),  # type: ignore[arg-type]
         }

@@ -7,7 +7,7 @@ from __future__ import annotations
 from memberstream.core.member.interest_step import SHARE_DECIMALS, InterestStep
 from memberstream.core.member_state import MemberState
 from memberstream.core.roles import Emit, OutputRole
-from memberstream.domain.rfm import iso
+from memberstream.domain.rfm import iso, rfm_payload
 from memberstream.schemas.outputs import OUTPUT_SCHEMA_VERSION, deterministic_id
 
 
@@ -29,13 +29,7 @@ def profile_emit(state: MemberState, interest: InterestStep, model_version: str 
         "tier": tier.tier,
         "tier_since": iso(state.first_seen if tier.since is None else tier.since),
         "downgrade_pending_since": None if pending is None else iso(pending),
-        "rfm": {
-            "window_days": rfm.window_days,
-            "recency_days": rfm.recency_days,
-            "frequency": rfm.frequency,
-            "monetary": rfm.monetary,
-            "refunds": rfm.refunds,
-        },
+        "rfm": rfm_payload(rfm),
         "first_seen": iso(state.first_seen),
         "last_event_at": iso(state.clock),
         "last_purchase_at": (

@@ -618,7 +618,7 @@ def before_commit(checkout: Path | None) -> str | None:
 
 
 REPRODUCE = (
-    "Reproduce: `python -m bench.throughput --events {events} --rounds {rounds}` "
+    "Reproduce: `python -m bench.throughput --events {events} --rounds {rounds}{before_arg}` "
     "(`make bench` runs it with the defaults)."
 )
 
@@ -707,7 +707,7 @@ def markdown(info: dict[str, Any], summary: dict[str, Any]) -> str:
             f"Reading: {reading(summary)}",
             "",
             *coarse_note(summary["fewest_commit_steps"]),
-            REPRODUCE.format(**info),
+            REPRODUCE.format(**info, before_arg=" --before CHECKOUT" if info.get("before") else ""),
             "",
         ]
     )

@@ -63,8 +63,9 @@ class BatchSettings(BaseModel):
     state_cache: int = Field(
         10_000,
         ge=0,
-        description="decoded member states kept in memory between batches (0: none); one is "
-        "used only while the table still holds the very bytes it was written as",
+        description="decoded member states kept in memory between batches (about 15 KB each "
+        "for a member with history; 0: none); one is used only while the table still holds "
+        "the very bytes it was written as",
     )
 
 

@@ -95,7 +95,9 @@ def batcher(settings: Settings, stage: InferenceStage | None, cache: int) -> Ing
     if stage is not None and stage.scorer is not None:
         learned = f"{stage.scorer.version}+{stage.encoder.version}"
     processor = MemberProcessor(settings, load_taxonomy(settings), model_version, learned)
-    return IngestBatcher(DictStore(), processor, EncodingSink(), types, stage, state_cache=cache)
+    return IngestBatcher(
+        DictStore(), processor, EncodingSink(), types, stage, state_cache_bytes=cache
+    )
 
 
 def run_once(
@@ -129,9 +131,9 @@ def run_once(
     }
 
 
-CONTENDERS = {  # name: (text model, state cache)
-    "core": (True, 10_000),
-    "core, no text model": (False, 10_000),
+CONTENDERS = {  # name: (text model, state cache in stored bytes)
+    "core": (True, 16 * 2**20),
+    "core, no text model": (False, 16 * 2**20),
     "core, no state cache": (True, 0),
     "core, no text model, no state cache": (False, 0),
 }

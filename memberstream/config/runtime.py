@@ -60,12 +60,12 @@ class BatchSettings(BaseModel):
         description="a batch's outputs not acknowledged by the broker within this time fail "
         "the batch: the worker exits (without committing it) instead of stalling",
     )
-    state_cache: int = Field(
-        10_000,
+    state_cache_mb: float = Field(
+        16.0,
         ge=0,
-        description="decoded member states kept in memory between batches (about 15 KB each "
-        "for a member with history; 0: none); one is used only while the table still holds "
-        "the very bytes it was written as",
+        description="decoded member states kept in memory between batches, bounded by their "
+        "stored size (decoded they take about 4-5x that; 0: none); one is used only while "
+        "the table still holds the very bytes it was written as",
     )
 
 

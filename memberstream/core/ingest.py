@@ -60,10 +60,10 @@ class IngestBatcher:
         sink: OutputPort,
         event_types: Mapping[str, type[Envelope]],
         stage: InferenceStage | None = None,
-        state_cache: int = 0,
+        state_cache_bytes: int = 0,
     ) -> None:
         self.store = store
-        self.states: StateCache[MemberState] = StateCache(state_cache)
+        self.states: StateCache[MemberState] = StateCache(state_cache_bytes)
         self.processor = processor
         self.sink = sink
         self.event_types = event_types

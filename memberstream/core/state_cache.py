@@ -6,6 +6,11 @@ was last written (or read) as and serves it only while the store still returns
 those very bytes; anything that changed the store behind the cache (a
 rebalance, a restore from the changelog) makes the entry miss instead of serving
 a stale state. A state that failed half-way through an event is dropped.
+
+The bound is on the stored bytes of the entries: a member with a long history
+(hundreds of event ids and orders) takes several times the memory of a new one,
+so a count would not bound memory. Decoded, a state takes about four to five
+times its stored size (each event id and order becomes objects of its own).
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ S = TypeVar("S")
 
 
 class StateCache(Generic[S]):
-    """Least recently used decoded states by key, each with its stored bytes."""
+    """Least recently used decoded states by key, each with its stored bytes, at most
+    ``capacity_bytes`` of stored bytes in all."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity_bytes = capacity_bytes
         self._entries: OrderedDict[bytes | None, tuple[bytes, S]] = OrderedDict()
+        self.stored_bytes = 0
         self.hits = 0
         self.misses = 0
 
@@ -39,12 +46,17 @@ class StateCache(Generic[S]):
         return entry[1]
 
     def put(self, key: bytes | None, stored: bytes, state: S) -> None:
-        if self.capacity <= 0:
+        if len(stored) > self.capacity_bytes:
+            self.drop(key)
             return
+        self.drop(key)
         self._entries[key] = (stored, state)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        self.stored_bytes += len(stored)
+        while self.stored_bytes > self.capacity_bytes:
+            _, (old, _) = self._entries.popitem(last=False)
+            self.stored_bytes -= len(old)
 
     def drop(self, key: bytes | None) -> None:
-        self._entries.pop(key, None)
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.stored_bytes -= len(entry[0])

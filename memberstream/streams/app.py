@@ -253,7 +253,7 @@ def build_app(
             sink_factory(app, settings),
             event_types,
             stage,
-            state_cache=settings.batch.state_cache,
+            state_cache_bytes=int(settings.batch.state_cache_mb * 2**20),
         )
         await run_batches(stream, batcher.process, progress.add)
 

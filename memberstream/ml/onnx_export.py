@@ -60,7 +60,7 @@ from memberstream.ml.encoder import (
     mean_pool,
     sha256_file,
 )
-from memberstream.ml.settings import DEFAULT_MODEL_NAME, INT8_MEAN_COSINE, INT8_MIN_COSINE
+from memberstream.ml.settings import INT8_MEAN_COSINE, INT8_MIN_COSINE, MINILM_MODEL_NAME
 
 OPSET = 17
 SMOOTHING_ALPHA = 0.65
@@ -167,7 +167,7 @@ def default_source_dir() -> Path:
 def _model_name(source: Path) -> str:
     try:
         if source.resolve() == default_source_dir().resolve():
-            return DEFAULT_MODEL_NAME
+            return MINILM_MODEL_NAME
     except FileNotFoundError:
         pass
     return source.resolve().name
@@ -427,11 +427,11 @@ def export_encoder(
     Without ``eval_texts`` nothing is measured, ``int8_ok`` is not set, and the
     runtime's ``variant="auto"`` then picks fp32.
     """
-    from memberstream.ml.settings import DEFAULT_MODEL_DIR
+    from memberstream.ml.settings import MINILM_MODEL_DIR
 
     started = time.perf_counter()
     source = Path(source) if source is not None else default_source_dir()
-    out = Path(out) if out is not None else DEFAULT_MODEL_DIR
+    out = Path(out) if out is not None else MINILM_MODEL_DIR
     _check_pooling(source)
     echo(f"loading {source}")
     ref = reference or TorchReference(source, max_length=max_length, threads=threads)

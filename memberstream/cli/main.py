@@ -29,6 +29,7 @@ from memberstream.cli.commands.broker import broker
 from memberstream.cli.commands.context import DEBUG_ENV, MemberstreamGroup, settings_from
 from memberstream.cli.commands.demo import demo
 from memberstream.cli.commands.models import models
+from memberstream.cli.commands.textbatch import score, summarize
 from memberstream.errors import EX_SOFTWARE, TopicsNotReady
 from memberstream.schemas.events import Envelope
 from memberstream.streams.kafka_io import (
@@ -307,6 +308,8 @@ def _printable(key: bytes | None, value: bytes | None) -> bytes:
 cli.add_command(broker)
 cli.add_command(demo)
 cli.add_command(models)
+cli.add_command(score)
+cli.add_command(summarize)
 
 
 def main() -> None:

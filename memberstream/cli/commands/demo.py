@@ -273,6 +273,9 @@ def _summary_report(settings: Settings, examples: int) -> None:
     for s in asyncio.run(read_json(settings, settings.topics.product_review_summaries)):
         latest[s["product_id"]] = s  # one partition per product: topic order is time order
     click.echo(f"review summaries: {len(latest):,} products")
+    versions = sorted({s["model_version"] for s in latest.values()})
+    if versions:
+        click.echo(f"  model: {', '.join(versions)}")
     shown = [s for pid, s in sorted(latest.items()) if pid.startswith("ref-")]
     picks = [s for s in shown if s["language"] == "en"][:2] + [
         s for s in shown if s["language"] == "zh"

@@ -12,7 +12,8 @@ MODELS ?= $(HOME)/.cache/memberstream/models
 MODEL  ?= $(MODELS)/use-multilingual-v3
 
 .PHONY: setup models demo test test-unit broker broker-stop lint bench bench-interest \
-	bench-anomalies bench-summaries bench-memory bench-scaleout bench-core clean
+	bench-anomalies bench-summaries bench-memory bench-scaleout bench-core bench-encoders \
+	bench-sentiment bench-copycat clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,6 +80,15 @@ bench-scaleout: broker models
 
 bench-core: models
 	$(BIN)/python -m bench.core
+
+bench-encoders: models
+	$(BIN)/python -m bench.encoders
+
+bench-sentiment: models
+	$(BIN)/python -m bench.sentiment
+
+bench-copycat: models
+	$(BIN)/python -m bench.summaries_copycat
 
 clean:
 	rm -rf $(VENV) .memberstream .pytest_cache .ruff_cache .import_linter_cache

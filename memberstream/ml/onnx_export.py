@@ -465,6 +465,11 @@ def export_encoder(
             },
             exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
+        if meta.model == MINILM_MODEL_NAME:
+            from memberstream.ml.encoder_catalog import MINILM_CALIBRATION
+
+            meta.calibration = MINILM_CALIBRATION
+        meta.tokenizer_sha256 = sha256_file(work / TOKENIZER_FILE)
         meta.write(work)
 
         fp32_vs_torch = int8_vs_fp32 = None

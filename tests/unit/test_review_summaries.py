@@ -191,12 +191,15 @@ def test_without_a_text_model_there_are_no_summaries() -> None:
 
 def test_the_mismatch_flag_only_trusts_the_text_model_on_configured_languages() -> None:
     bad = review(0, "p1", 5, "Terrible awful broken useless junk", member="m1")
-    tagged_zh = bad.model_copy(update={"language": "zh"})
+    tagged_zh = bad.model_copy(update={"language": "zh-CN"})
+    tagged_fr = bad.model_copy(update={"language": "fr"})
     run = OfflineRun(Settings(), stage())
-    run.apply(tagged_zh)
-    assert run.outputs[ANOMALIES] == []  # default: English only
-    settings = Settings()
-    settings.anomaly.rating_text_mismatch.languages = ["en", "zh"]
-    run = OfflineRun(settings, stage())
+    run.apply(tagged_fr)
+    assert run.outputs[ANOMALIES] == []  # default: English and Chinese, not other
     run.apply(tagged_zh)
     assert [f["kind"] for f in run.outputs[ANOMALIES]] == ["rating_text_mismatch"]
+    settings = Settings()
+    settings.anomaly.rating_text_mismatch.languages = ["en"]
+    run = OfflineRun(settings, stage())
+    run.apply(tagged_zh)
+    assert run.outputs[ANOMALIES] == []

@@ -25,6 +25,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# One language detector for the whole project; re-exported here for the summarizer.
+from memberstream.domain.language import detect_language, is_cjk
+
 __all__ = [
     "ASPECTS",
     "GENERAL",
@@ -314,7 +317,6 @@ GENERAL_EXAMPLES: tuple[str, ...] = (
 _LABELS_EN = {a.id: a.name_en for a in ASPECTS} | {GENERAL: "the product overall"}
 _LABELS_ZH = {a.id: a.name_zh for a in ASPECTS} | {GENERAL: "整体"}
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 _SPLIT_EN = re.compile(r"(?<=[.!?])\s+|\n+")
 _SPLIT_ZH = re.compile(r"(?<=[。！？!?；;])|\n+")
 _WORD = re.compile(r"\w", re.UNICODE)
@@ -323,16 +325,6 @@ _CHAR_TOKEN = re.compile(
     r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff]|"
     r"(?:(?![\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff])[^\W_])+"
 )
-
-
-def is_cjk(text: str) -> bool:
-    """Whether ``text`` holds any CJK character."""
-    return _CJK.search(text) is not None
-
-
-def detect_language(text: str) -> str:
-    """``"zh"`` when the text holds CJK characters, else ``"en"``."""
-    return "zh" if is_cjk(text) else "en"
 
 
 def aspect_label(aspect_id: str, language: str) -> str:

@@ -62,12 +62,11 @@ from itertools import pairwise
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from memberstream.domain.language import detect_language, normalize_language
 from memberstream.domain.summaries.aspects import (
     ASPECTS,
     GENERAL,
     GENERAL_EXAMPLES,
-    detect_language,
-    is_cjk,
     split_sentences,
     text_length,
 )
@@ -103,7 +102,7 @@ class ReviewText:
     """``"en"``, ``"zh"`` or None (detected: CJK characters present -> ``"zh"``)."""
 
     def lang(self) -> str:
-        return self.language or detect_language(self.text)
+        return normalize_language(self.language, self.text)
 
 
 @dataclass(frozen=True)
@@ -222,9 +221,10 @@ def rating_sentiment(rating: int | None) -> float:
 
 
 def main_language(sentences: Sequence[str], fallback: str = "en") -> str:
-    """``"zh"`` or ``"en"``, whichever most sentences are in; ties go to ``fallback``."""
-    zh = sum(1 for s in sentences if is_cjk(s))
-    en = len(sentences) - zh
+    """``"zh"`` or ``"en"``, whichever most sentences are in; ties go to ``fallback``
+    (sentences in other languages do not count)."""
+    languages = [detect_language(s) for s in sentences]
+    zh, en = languages.count("zh"), languages.count("en")
     return "zh" if zh > en else "en" if en > zh else fallback
 
 

@@ -21,6 +21,7 @@ checked when the encoder loads, so a corrupted or swapped file is refused.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -258,20 +259,32 @@ def verify_file(path: Path, expected: str | None, what: str) -> str:
     return digest
 
 
+def extensions_library() -> str:
+    """Path of onnxruntime-extensions' custom-ops library, found without importing the
+    package (its ``__init__`` imports converters that pull in transformers and torch:
+    seconds of start-up, and a failure where they are not installed)."""
+    spec = importlib.util.find_spec("onnxruntime_extensions")
+    if spec is None or not spec.submodule_search_locations:
+        raise EncoderError(
+            "this encoder's graph needs the onnxruntime-extensions custom ops "
+            "(its tokenizer is inside the graph): pip install onnxruntime-extensions"
+        )
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob("_extensions_pydll*.so")) + sorted(
+            Path(location).glob("_extensions_pydll*.pyd")
+        )
+        if found:
+            return str(found[0])
+    raise EncoderError(f"onnxruntime-extensions at {spec.origin} has no custom-ops library")
+
+
 def _session_options(threads: int, custom_ops: Sequence[str]) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if "onnxruntime-extensions" in custom_ops:
-        try:
-            import onnxruntime_extensions
-        except ImportError:
-            raise EncoderError(
-                "this encoder's graph needs the onnxruntime-extensions custom ops "
-                "(its tokenizer is inside the graph): pip install onnxruntime-extensions"
-            ) from None
-        opts.register_custom_ops_library(onnxruntime_extensions.get_library_path())
+        opts.register_custom_ops_library(extensions_library())
     return opts
 
 

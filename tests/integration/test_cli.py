@@ -353,7 +353,8 @@ def test_demo(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert "dead letters:     3" in out
     assert re.search(r"^members:\s+[1-9][\d,]*$", out, re.M), out
     assert re.search(r"^  bronze\s+[\d,]+\s+[\d.]+%", out, re.M), out
-    assert re.search(r"^interest changes: [1-9][\d,]*  \(model: all-MiniLM-L6-v2@", out, re.M), out
+    interest = r"^interest changes: [1-9][\d,]*  \(model: use-multilingual-v3@"
+    assert re.search(interest, out, re.M), out
     assert re.search(r"^members with a core interest: [1-9]", out, re.M), out
     assert re.search(
         r"^  \d{4}-\d\d-\d\d m\d+: .+ \(after a (click|purchase|review)\)$", out, re.M
@@ -362,6 +363,12 @@ def test_demo(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert re.search(r"^anomaly flags:\s+[\d,]+ ", out, re.M), out
     assert re.search(r"^review summaries: (2[4-9]|[3-9]\d|\d{3,}) products$", out, re.M), out
     assert re.search(r"^    \+ \[\w+\] .+ \(demo-ref-en-\d\d-r\d\d", out, re.M), out
+    # English and Chinese summaries from the multilingual model, with their sentiment split.
+    assert re.search(r"^  model: extractive/v2\+use-multilingual-v3@", out, re.M), out
+    assert re.search(r"^  ref-zh-\d\d \(\d+ reviews, .*sentiment \{'negative'", out, re.M), out
+    assert re.search(r"^    [\u4e00-\u9fff].*[。！]", out, re.M), out
+    zh_point = r"^    [\-+] \[\w+\] [\u4e00-\u9fff].+ \(demo-ref-zh-\d\d-r\d\d"
+    assert re.search(zh_point, out, re.M), out
 
     match = re.search(r"Topics created with suffix \.(\d+)", out)
     assert match, out

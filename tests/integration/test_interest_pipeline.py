@@ -163,7 +163,7 @@ def test_a_shift_of_interest_moves_tiers_and_recommenders_read_latest_profiles(
     assert shifter.interests[0].category == "electronics" and shifter.interests[0].tier == "core"
     assert shifter.events == len(shifting_member())
     assert shifter.model_version == stage.model_version
-    assert shifter.taste is not None and len(shifter.taste) == 384
+    assert shifter.taste is not None and len(shifter.taste) == stage.encoder.dim
     # the taste vector sits nearer electronics than books
     enc = stage.encoder
     e_mean = np.asarray(enc.encode(ELECTRONICS)).mean(axis=0)

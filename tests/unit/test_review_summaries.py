@@ -192,7 +192,7 @@ def test_without_a_text_model_there_are_no_summaries() -> None:
 def test_the_mismatch_flag_only_trusts_the_text_model_on_configured_languages() -> None:
     bad = review(0, "p1", 5, "Terrible awful broken useless junk", member="m1")
     tagged_zh = bad.model_copy(update={"language": "zh-CN"})
-    tagged_fr = bad.model_copy(update={"language": "fr"})
+    tagged_fr = bad.model_copy(update={"language": "fr", "event_id": "p1-fr"})
     run = OfflineRun(Settings(), stage())
     run.apply(tagged_fr)
     assert run.outputs[ANOMALIES] == []  # default: English and Chinese, not other

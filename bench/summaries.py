@@ -32,7 +32,7 @@ from bench.throughput import run_info, save_results
 from memberstream.config import Settings
 from memberstream.core.summaries import CachedEncoder, build_summarizer
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
-from memberstream.domain.summaries.aspects import is_cjk
+from memberstream.domain.language import is_cjk
 from memberstream.domain.summaries.rouge import METRICS, rouge_all
 from memberstream.domain.summaries.summarizer import ReviewText, Summary
 from memberstream.ml.inference import stage_from_settings

@@ -429,25 +429,23 @@ class TextEncoder:
         index: dict[str, int] = {}
         rows = [index.setdefault(t, len(index)) for t in texts]
         out = np.zeros((len(index), self.dim), dtype=np.float32)
-        if index and self._strings:
-            cut = [t[: self.metadata.max_chars] for t in index]
-            if self._pool is not None:
-                out[:] = np.concatenate(list(self._pool.map(lambda t: self._run_strings([t]), cut)))
-            else:
-                for start in range(0, len(cut), self.batch_size):
-                    out[start : start + self.batch_size] = self._run_strings(
-                        cut[start : start + self.batch_size]
-                    )
-        elif index and self._pool is not None:
-            encodings = self._tokenizer.encode_batch(list(index))
-            out[:] = np.concatenate(list(self._pool.map(lambda e: self._run([e]), encodings)))
-        elif index:
-            encodings = self._tokenizer.encode_batch(list(index))
+        if not index:
+            return out
+        items: list[Any]
+        if self._strings:  # the graph tokenizes; cut before it
+            items = [t[: self.metadata.max_chars] for t in index]
+            run, size = self._run_strings, len
+        else:
+            items = self._tokenizer.encode_batch(list(index))
+            run, size = self._run, lambda e: len(e.ids)
+        if self._pool is not None:
+            out[:] = np.concatenate(list(self._pool.map(lambda item: run([item]), items)))
+        else:
             # Similar lengths together: less padding per batch.
-            order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+            order = sorted(range(len(items)), key=lambda i: size(items[i]))
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
-                out[chunk] = self._run([encodings[i] for i in chunk])
+                out[chunk] = run([items[i] for i in chunk])
         return out[rows] if len(rows) != len(index) else out
 
     def _run(self, encodings: list[Encoding]) -> np.ndarray:

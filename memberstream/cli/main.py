@@ -28,6 +28,7 @@ from memberstream import __version__
 from memberstream.cli.commands.broker import broker
 from memberstream.cli.commands.context import DEBUG_ENV, MemberstreamGroup, settings_from
 from memberstream.cli.commands.demo import demo
+from memberstream.cli.commands.learning import collect
 from memberstream.cli.commands.models import models
 from memberstream.cli.commands.textbatch import score, summarize
 from memberstream.errors import EX_SOFTWARE, TopicsNotReady
@@ -306,6 +307,7 @@ def _printable(key: bytes | None, value: bytes | None) -> bytes:
 
 
 cli.add_command(broker)
+cli.add_command(collect)
 cli.add_command(demo)
 cli.add_command(models)
 cli.add_command(score)

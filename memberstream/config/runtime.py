@@ -21,6 +21,9 @@ class TopicNames(BaseModel):
     member_profiles: str = "member.profiles"
     member_anomalies: str = "member.anomalies"
     product_review_summaries: str = "product.review-summaries"
+    model_updates: str = Field(
+        "model.updates", description="promoted model versions, one record per task (compacted)"
+    )
     product_reviews: str = Field(
         "memberstream.product-reviews",
         description="internal: reviews (with their embeddings) and product feedback, "
@@ -40,7 +43,7 @@ class TopicNames(BaseModel):
         return [*self.ingest(), self.product_reviews]
 
     def compacted(self) -> set[str]:
-        return {self.member_profiles, self.product_review_summaries}
+        return {self.member_profiles, self.product_review_summaries, self.model_updates}
 
     def all(self) -> list[str]:
         return list(self.model_dump().values())

@@ -41,6 +41,7 @@ from pydantic_settings import (
 
 from memberstream.config.broker import BrokerSettings
 from memberstream.config.kafka import KafkaSecuritySettings
+from memberstream.config.learning import LearningSettings
 from memberstream.config.runtime import (
     BatchSettings,
     DeadLetterSettings,
@@ -115,6 +116,7 @@ class Settings(BaseSettings):
     anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
     summary: SummarySettings = Field(default_factory=SummarySettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -11,6 +11,11 @@ no-op. The points, in the order a batch passes them:
 ``outputs_sent``  outputs handed to the producer, not yet acknowledged
 ``drained``       outputs acknowledged, state not yet written
 ``state_written`` state written to the table, offsets not yet committed
+
+And in the sample collector's flush:
+
+``shard_written``   a shard file renamed into place, the flush's commit record not yet
+``flush_recorded``  the commit record written, the Kafka offsets not yet committed
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ import os
 import signal
 
 ENV = "MEMBERSTREAM_FAILPOINTS"
-POINTS = ("batch_start", "outputs_sent", "drained", "state_written")
+POINTS = (
+    "batch_start",
+    "outputs_sent",
+    "drained",
+    "state_written",
+    "shard_written",
+    "flush_recorded",
+)
 
 
 def _parse(spec: str) -> dict[str, int]:

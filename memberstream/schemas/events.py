@@ -102,16 +102,32 @@ class ReviewEvent(Envelope):
 
 
 class Feedback(Envelope):
-    """A human label for the learning loop: an anomaly flag confirmed or rejected,
-    or an interest corrected. ``member_id`` is the member the label is about."""
+    """A human label for the learning loop: an anomaly flag confirmed or rejected, an
+    interest corrected, or a review's sentiment corrected. ``member_id`` is the member
+    the label is about."""
 
     type: Literal["feedback"] = "feedback"
-    subject: Literal["anomaly_flag", "interest"]
-    ref_id: Id = Field(description="the flag id, or the category id for interest labels")
+    subject: Literal["anomaly_flag", "interest", "review_sentiment"]
+    ref_id: Id = Field(
+        description="the flag id; the category id for interest labels; the review's "
+        "event_id for sentiment corrections"
+    )
     verdict: Literal["confirmed", "false_positive", "corrected"]
+    label: Literal["negative", "neutral", "positive"] | None = Field(
+        None, description="review_sentiment only: the sentiment the analyst gives the text"
+    )
     product_id: Id | None = None
     labeler: Id | None = None
     note: Annotated[str, Strict(), Field(max_length=1000)] = ""
+
+    @model_validator(mode="after")
+    def _sentiment_label(self) -> Feedback:
+        if self.subject == "review_sentiment":
+            if self.label is None or self.verdict != "corrected":
+                raise ValueError("review_sentiment feedback needs verdict corrected and a label")
+        elif self.label is not None:
+            raise ValueError("label is only for review_sentiment feedback")
+        return self
 
 
 InputEvent = ClickEvent | PurchaseEvent | ReviewEvent | Feedback

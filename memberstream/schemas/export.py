@@ -14,6 +14,7 @@ from memberstream.schemas.outputs import (
     InterestTierUpdate,
     MemberProfile,
     MemberTierUpdate,
+    ModelUpdate,
     ReviewSummary,
 )
 
@@ -28,6 +29,7 @@ EXPORTED: tuple[type[BaseModel], ...] = (
     AnomalyFlag,
     ReviewSummary,
     DeadLetter,
+    ModelUpdate,
 )
 
 

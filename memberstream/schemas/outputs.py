@@ -243,3 +243,24 @@ class DeadLetter(Output):
     errors: list[dict[str, str]] = Field(
         default_factory=list, description="one entry per failing field: field and message"
     )
+
+
+class ModelUpdate(Output):
+    """A model version promoted or rolled back (model.updates, compacted, keyed by task).
+
+    The latest record per task names the version workers must run: a worker that
+    starts reads it before its first batch, a running worker loads it in the
+    background and swaps between two batches. ``location`` is the version's
+    directory in the registry, which workers must be able to read (a shared volume
+    or a synced copy). Unlike the other outputs this one is an operator's act, so
+    ``announced_at`` is wall-clock time.
+    """
+
+    task: Literal["sentiment", "interest", "anomaly"]
+    version: str = Field(description="content-addressed: <task>@<sha256 prefix of the artifact>")
+    previous_version: str | None = Field(description="what ran before; None for the first")
+    action: Literal["promote", "rollback"]
+    location: str = Field(description="the version's directory in the model registry")
+    files: dict[str, str] = Field(description="artifact file name -> sha256, checked at load")
+    encoder_version: str = Field(description="the encoder the version was trained on")
+    announced_at: datetime

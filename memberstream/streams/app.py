@@ -290,8 +290,12 @@ def build_app(
                 "" if stage is None else _stage_line(stage, elapsed),
             )
 
+    def forget_expected(tps: list[Any]) -> None:
+        for guard in guards:
+            guard.forget(tps)
+
     watchdog = CommitWatchdog(
-        app, [*topics.ingest(), topics.product_reviews], settings.stall_after_s
+        app, [*topics.ingest(), topics.product_reviews], settings.stall_after_s, forget_expected
     )
     app.memberstream_watchdog = watchdog  # type: ignore[attr-defined]
 

@@ -22,7 +22,7 @@ that state was written. The span is logged with each re-read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,10 +66,19 @@ def stuck_partitions(
 class CommitWatchdog:
     """Call :meth:`check` periodically; it re-seeks when the worker idles with lag."""
 
-    def __init__(self, app: Any, topics: Collection[str], stall_after_s: float) -> None:
+    def __init__(
+        self,
+        app: Any,
+        topics: Collection[str],
+        stall_after_s: float,
+        on_reseek: Callable[[list[Any]], None] | None = None,
+    ) -> None:
+        """``on_reseek(tps)`` is told which partitions were sought back (the offset guard
+        forgets what it expected of them)."""
         self.app = app
         self.topics = set(topics)
         self.stall_after_s = stall_after_s
+        self.on_reseek = on_reseek
         self.reseeks = 0
 
     async def check(self, idle_s: float) -> list[Stuck]:
@@ -82,6 +91,7 @@ class CommitWatchdog:
         consumer = app.consumer
         assignment = consumer.assignment()
         stuck = stuck_partitions(consumer, assignment, self.topics)
+        stuck += await unfetched_with_lag(consumer, assignment, self.topics)
         unread = await never_committed_with_records(consumer, assignment, self.topics)
         if not stuck and not unread:
             return []
@@ -94,13 +104,68 @@ class CommitWatchdog:
             ", ".join(str(s) for s in (*stuck, *unread)),
             span,
         )
+        tps = [s.tp for s in (*stuck, *unread)]
+        forget_acks(consumer, tps)
+        if self.on_reseek is not None:
+            self.on_reseek(tps)
         if stuck:
             await consumer.perform_seek()
         for s in unread:
             await consumer.seek(s.tp, 0)
-        if unread:
-            consumer.resume_partitions([s.tp for s in unread])
+        # A partition Faust paused (flow control, a full stream buffer) and never resumed
+        # would stay silent after the seek: resume every partition re-read.
+        consumer.resume_partitions(tps)
         return [*stuck, *unread]
+
+
+def forget_acks(consumer: Any, tps: Iterable[Any]) -> None:
+    """Clear Faust's acknowledgement bookkeeping of ``tps`` before re-reading them.
+
+    Faust commits a partition up to the end of the first run of consecutive acked
+    offsets. Offsets acked before a seek, gaps recorded for records that were
+    dropped, and records left unacked on purpose can leave a hole in that run that
+    the re-read never fills, and the commits creep forward a few records per re-read
+    (seen after a SIGKILL restart: 50 records per 25 s re-read). After the seek every
+    offset from the committed one comes again and is acked afresh."""
+    for name in ("_acked", "_acked_index", "_gap"):
+        book = getattr(consumer, name, None)
+        if not book:
+            continue
+        for tp in tps:
+            entry = book.get(tp)
+            if entry is not None:
+                entry.clear()
+
+
+async def unfetched_with_lag(
+    consumer: Any, assignment: Iterable[_TP], topics: Collection[str]
+) -> list[Stuck]:
+    """Committed input partitions whose high watermark the consumer does not know (never
+    fetched since the assignment, e.g. paused) while the broker holds records past the
+    committed offset: :func:`stuck_partitions` cannot see those from the fetcher alone."""
+    committed_by_tp = getattr(consumer, "_committed_offset", {})
+    tps = []
+    for tp in assignment:
+        if tp.topic not in topics or committed_by_tp.get(tp) is None:
+            continue
+        try:
+            known = consumer.highwater(tp)
+        except Exception:
+            known = None
+        if known is None:
+            tps.append(tp)
+    if not tps:
+        return []
+    try:
+        ends = await consumer.highwaters(*tps)
+    except Exception:  # the broker did not answer: try again at the next check
+        log.debug("could not read high watermarks", exc_info=True)
+        return []
+    return [
+        Stuck(tp, committed_by_tp[tp], end)
+        for tp, end in sorted(ends.items())
+        if end is not None and committed_by_tp[tp] < end
+    ]
 
 
 async def never_committed_with_records(

@@ -295,6 +295,7 @@ def _roles(settings: Settings) -> dict[str, str]:
     roles[t.feedback] = "input, labels"
     roles[t.product_reviews] = "internal"
     roles[t.dlq] = "output, dead letters"
+    roles[t.model_updates] = "model versions"
     for name in t.all():
         roles.setdefault(name, "output")
     for name in t.compacted():

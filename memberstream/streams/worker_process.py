@@ -66,8 +66,11 @@ class WorkerProcess:
         log_path: Path,
         env: dict[str, str] | None = None,
         source: Path | None = None,
+        command: tuple[str, ...] = ("worker", "--log-level", "info"),
     ) -> None:
+        """``command``: the ``memberstream`` subcommand and its options (e.g. ``collect``)."""
         self.settings = settings
+        self.command = command
         self.log_path = log_path
         self.extra_env = env or {}
         self.source = source
@@ -83,14 +86,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "memberstream",
-                    "worker",
-                    "--log-level",
-                    "info",
-                ],
+                [sys.executable, "-m", "memberstream", *self.command],
                 cwd=self.source,
                 env=env,
                 stdout=log,
@@ -126,6 +122,23 @@ class WorkerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+    def diagnosis(self, tail: int = 60, notable: int = 40) -> str:
+        """For a failure report: the log's warnings and errors, then its last lines."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return f"(no worker log at {self.log_path})"
+        flagged = [ln for ln in lines if "[WARNING]" in ln or "[ERROR]" in ln][-notable:]
+        return "\n".join(
+            [
+                f"worker log {self.log_path}: {len(lines)} lines, running={self.running}",
+                f"-- last {len(flagged)} warnings/errors --",
+                *flagged,
+                f"-- last {tail} lines --",
+                *lines[-tail:],
+            ]
+        )
 
     def wait_alive(self, seconds: float) -> None:
         """Fail early when the worker dies during start-up."""

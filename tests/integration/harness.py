@@ -48,16 +48,19 @@ def wait_done(settings: Settings, worker: WorkerProcess, timeout_s: float = 180)
         if not worker.running:
             raise AssertionError(f"worker died:\n{worker.log_tail()}")
 
-    asyncio.run(
-        wait_caught_up(
-            settings,
-            settings.app_id,
-            settings.topics.consumed(),
-            timeout_s,
-            0.5,
-            check,
+    try:
+        asyncio.run(
+            wait_caught_up(
+                settings,
+                settings.app_id,
+                settings.topics.consumed(),
+                timeout_s,
+                0.5,
+                check,
+            )
         )
-    )
+    except TimeoutError as exc:  # a stall: show what the worker was doing
+        raise TimeoutError(f"{exc}\n{worker.diagnosis()}") from exc
 
 
 def run_to_completion(settings: Settings, log: Path, timeout_s: float = 180) -> None:

@@ -241,7 +241,7 @@ def test_topics_create_is_idempotent_and_compacts_profiles(namespace: Settings) 
     names = {k: f"{prefix}fresh.{v}" for k, v in TopicNames().model_dump().items()}
     settings = namespace.model_copy(update={"topics": TopicNames(**names)})
     everything = set(settings.topics.all())
-    assert len(everything) == 11
+    assert len(everything) == 12
 
     def run() -> dict[str, str]:
         result = invoke(settings, ["topics", "create"])
@@ -270,7 +270,7 @@ def test_topics_create_on_existing_namespace_says_exists(namespace: Settings) ->
     result = invoke(namespace, ["topics", "create"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert len(lines) == 11
+    assert len(lines) == 12
     assert all(line.startswith("exists ") for line in lines), lines
 
 

@@ -83,7 +83,7 @@ def test_topics_check_all_fine(namespace: Settings) -> None:
     result = check(namespace)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert len(lines) == 11
+    assert len(lines) == 12
     assert all(line.startswith("ok ") for line in lines), lines
     assert f"ok       {namespace.topics.member_profiles} (output, compacted; 3 partitions, " in (
         result.stdout
@@ -99,7 +99,7 @@ def test_worker_refuses_to_start_when_a_topic_is_missing(namespace: Settings) ->
     proc = start_worker(namespace)
     assert proc.returncode == 79, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert f"error: 1 of 11 topics are missing or not as configured:\n  {missing}: missing" in (
+    assert f"error: 1 of 12 topics are missing or not as configured:\n  {missing}: missing" in (
         proc.stderr
     )
     assert "hint: `memberstream topics create` creates the missing topics" in proc.stderr

@@ -22,6 +22,8 @@ class FakeConsumer:
         self.seeks = 0
         self.sought: list[tuple[TP, int]] = []
         self.resumed: list[TP] = []
+        self.unfetched: set[TP] = set()
+        """Partitions the fetcher has no high watermark for (paused since the assignment)."""
 
     async def highwaters(self, *tps: TP) -> dict[TP, int]:
         return {tp: self._highwater[tp] for tp in tps}
@@ -32,7 +34,9 @@ class FakeConsumer:
     def resume_partitions(self, tps: list[TP]) -> None:
         self.resumed.extend(tps)
 
-    def highwater(self, tp: TP) -> int:
+    def highwater(self, tp: TP) -> int | None:
+        if tp in self.unfetched:
+            return None
         return self._highwater[tp]
 
     def assignment(self) -> set[TP]:
@@ -99,3 +103,41 @@ async def test_a_partition_never_committed_is_read_from_the_start_when_it_holds_
     assert c.resumed == ([feedback] if reread else [])
     assert [s.tp for s in stuck] == ([feedback] if reread else [])
     assert await watchdog.check(5.0) == []  # only when idle long enough
+
+
+async def test_a_stuck_partition_is_resumed_after_the_seek() -> None:
+    """Sought back but left paused, it would stay as silent as before."""
+    c = consumer(40)
+    stuck = await CommitWatchdog(FakeApp(c), ["events.clicks"], 20.0).check(30.0)
+    assert [s.tp for s in stuck] == [CLICKS]
+    assert c.seeks == 1 and c.resumed == [CLICKS]
+
+
+@pytest.mark.parametrize(("committed", "found"), [(40, True), (100, False)])
+async def test_lag_on_a_partition_never_fetched_is_found_from_the_broker(
+    committed: int, found: bool
+) -> None:
+    c = consumer(committed)
+    c.unfetched.add(CLICKS)
+    assert stuck_partitions(c, [CLICKS], {"events.clicks"}) == []  # the fetcher cannot tell
+    stuck = await CommitWatchdog(FakeApp(c), ["events.clicks"], 20.0).check(30.0)
+    assert [(s.tp, s.committed, s.highwater) for s in stuck] == (
+        [(CLICKS, 40, 100)] if found else []
+    )
+    assert c.resumed == ([CLICKS] if found else [])
+
+
+async def test_a_reseek_clears_the_ack_bookkeeping_and_tells_the_guard() -> None:
+    """Offsets acked or gapped before the seek must not leave a hole in the run that the
+    commit is computed from; the guard must stop expecting what it expected before."""
+    c = consumer(40)
+    c._acked = {CLICKS: [45, 46, 47], CHANGELOG: [3]}  # 40-44 were dropped: a hole
+    c._acked_index = {CLICKS: {45, 46, 47}, CHANGELOG: {3}}
+    c._gap = {CLICKS: [(41, 42)]}
+    told: list[list[TP]] = []
+    watchdog = CommitWatchdog(FakeApp(c), ["events.clicks"], 20.0, on_reseek=told.append)
+    await watchdog.check(30.0)
+    assert c._acked == {CLICKS: [], CHANGELOG: [3]}
+    assert c._acked_index == {CLICKS: set(), CHANGELOG: {3}}
+    assert c._gap == {CLICKS: []}
+    assert told == [[CLICKS]]

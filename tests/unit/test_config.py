@@ -72,8 +72,12 @@ def test_defaults() -> None:
     assert s.session_timeout_s == 30.0
     assert s.topics == TopicNames()
     assert s.topics.inputs() == ["events.clicks", "events.purchases", "events.reviews"]
-    assert s.topics.compacted() == {"member.profiles", "product.review-summaries"}
-    assert len(s.topics.all()) == 11
+    assert s.topics.compacted() == {
+        "member.profiles",
+        "product.review-summaries",
+        "model.updates",
+    }
+    assert len(s.topics.all()) == 12
     assert s.topics.ingest() == [*s.topics.inputs(), "labels.feedback"]
     assert s.topics.consumed() == [*s.topics.ingest(), "memberstream.product-reviews"]
     assert s.topics.member_interest_tiers == "member.interest-tiers"

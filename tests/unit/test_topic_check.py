@@ -78,7 +78,7 @@ def _configs(s: Settings, name: str) -> dict[str, str]:
 def test_all_fine(settings: Settings) -> None:
     report = asyncio.run(ensure_topics(settings))
     assert report.ok and report.problems == []
-    assert len(report.lines()) == 11
+    assert len(report.lines()) == 12  # every topic of TopicNames, model.updates included
     assert all(line.startswith("ok ") for line in report.lines())
     profiles = next(t for t in report.topics if t.name == "member.profiles")
     assert (profiles.partitions, profiles.cleanup_policy) == (4, "compact")
@@ -95,7 +95,7 @@ def test_missing_topic(settings: Settings) -> None:
     error = info.value
     assert error.exit_code == 79
     assert str(error) == (
-        "1 of 11 topics are missing or not as configured:\n  memberstream.product-reviews: missing"
+        "1 of 12 topics are missing or not as configured:\n  memberstream.product-reviews: missing"
     )
     assert error.hint == "`memberstream topics create` creates the missing topics"
     assert error.problems == ["memberstream.product-reviews: missing"]
@@ -114,7 +114,7 @@ def test_wrong_partition_count(settings: Settings) -> None:
 def test_every_topic_with_another_count_suggests_that_count(settings: Settings) -> None:
     FakeAdmin.CLUSTER = {n: (8, c) for n, (_, c) in FakeAdmin.CLUSTER.items()}
     report = asyncio.run(check_topics(settings))
-    assert len(report.problems) == 11
+    assert len(report.problems) == 12
     assert "set partitions = 8 (MEMBERSTREAM_PARTITIONS=8)" in report.hint()
 
 
@@ -147,6 +147,6 @@ def test_namespaced_topic_names(settings: Settings) -> None:
     names = {k: f"ns.{v}" for k, v in TopicNames().model_dump().items()}
     namespaced = settings.model_copy(update={"topics": TopicNames(**names)})
     report = asyncio.run(check_topics(namespaced))
-    assert len(report.problems) == 11
+    assert len(report.problems) == 12
     assert all(p.endswith(": missing") for p in report.problems)
     assert all(p.startswith("ns.") for p in report.problems)

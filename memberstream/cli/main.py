@@ -28,8 +28,9 @@ from memberstream import __version__
 from memberstream.cli.commands.broker import broker
 from memberstream.cli.commands.context import DEBUG_ENV, MemberstreamGroup, settings_from
 from memberstream.cli.commands.demo import demo
-from memberstream.cli.commands.learning import collect
+from memberstream.cli.commands.learning import collect, train
 from memberstream.cli.commands.models import models
+from memberstream.cli.commands.registry_cli import COMMANDS as REGISTRY_COMMANDS
 from memberstream.cli.commands.textbatch import score, summarize
 from memberstream.errors import EX_SOFTWARE, TopicsNotReady
 from memberstream.schemas.events import Envelope
@@ -308,8 +309,11 @@ def _printable(key: bytes | None, value: bytes | None) -> bytes:
 
 cli.add_command(broker)
 cli.add_command(collect)
+cli.add_command(train)
 cli.add_command(demo)
 cli.add_command(models)
+for _command in REGISTRY_COMMANDS:
+    models.add_command(_command)
 cli.add_command(score)
 cli.add_command(summarize)
 

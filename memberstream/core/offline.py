@@ -22,7 +22,7 @@ from memberstream.core.member.processor import MemberProcessor
 from memberstream.core.member_state import MemberState
 from memberstream.core.product_processor import ProductProcessor, ProductState
 from memberstream.core.roles import Emit, OutputRole
-from memberstream.core.summaries import build_summarizer
+from memberstream.core.summaries import build_summarizer, summary_version
 from memberstream.ml.inference import InferenceStage
 from memberstream.schemas.events import Envelope, Feedback, PurchaseEvent
 
@@ -92,7 +92,7 @@ class OfflineRun:
             summary = self.summarizer.summarize(request.reviews)
             emits.append(
                 self.product_processor.summary_emit(
-                    applied.state, request, summary, self.summarizer.version
+                    applied.state, request, summary, summary_version(self.summarizer, self.stage)
                 )
             )
         for emit in emits:

@@ -21,7 +21,7 @@ from memberstream.core.product_processor import (
     ProductState,
     SummaryRequest,
 )
-from memberstream.core.summaries import Summarizer, summarize_all
+from memberstream.core.summaries import Summarizer, summarize_all, summary_version
 from memberstream.ml.inference import InferenceStage
 from memberstream.schemas.codec import DecodeFailure
 
@@ -86,7 +86,7 @@ class ProductBatcher:
         for (key, request), summary in zip(due, summaries, strict=True):
             entry = touched[key]
             emit = self.processor.summary_emit(
-                entry.state, request, summary, self.summarizer.version
+                entry.state, request, summary, summary_version(self.summarizer, self.stage)
             )
             entry.changed = True
             stats.summaries += 1

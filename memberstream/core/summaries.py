@@ -66,7 +66,13 @@ def build_summarizer(settings: Settings, stage: InferenceStage | None) -> Summar
     if stage is None:
         log.warning("summaries: off, they need the text model (inference.enabled)")
         return None
-    sentiment = None if stage.sentiment is None else stage.sentiment.predict_proba
+    sentiment = None
+    if stage.sentiment is not None:
+
+        def sentiment(embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+            assert stage.sentiment is not None
+            return stage.sentiment.predict_proba(embeddings, texts)  # the live head: swaps
+
     extractive = ExtractiveSummarizer(CachedEncoder(stage.encoder), sentiment, conf.summarizer)
     if conf.abstractive_model_dir is None:
         log.info("summaries: %s", extractive.version)
@@ -76,6 +82,14 @@ def build_summarizer(settings: Settings, stage: InferenceStage | None) -> Summar
     abstractive = Seq2SeqSummarizer(conf.abstractive_model_dir, extractive=extractive)
     log.info("summaries: %s", abstractive.version)
     return abstractive
+
+
+def summary_version(summarizer: Summarizer, stage: InferenceStage | None) -> str:
+    """What a summary names as its maker: the summarizer (with its encoder) and the
+    sentiment head whose split it reports."""
+    if stage is None or stage.sentiment is None:
+        return summarizer.version
+    return f"{summarizer.version}+{stage.sentiment.version}"
 
 
 def summarize_all(summarizer: Summarizer, inputs: Sequence[list[ReviewText]]) -> list[Summary]:

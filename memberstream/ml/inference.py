@@ -105,6 +105,15 @@ class ProductCache:
         return len(self._items)
 
 
+@dataclass(frozen=True)
+class SwapRecord:
+    tasks: tuple[str, ...]
+    before: str
+    after: str
+    after_batches: int
+    """Batches the stage had scored when the swap took effect."""
+
+
 @dataclass
 class StageStats:
     batches: int = 0
@@ -149,9 +158,13 @@ class InferenceStage:
             categories = encoder.encode(taxonomy.descriptions())
             head = ZeroShotHead(np.asarray(categories, np.float64), temperature, taxonomy.ids)
         self.head = head
-        self.model_version = f"{encoder.version}+{head_version(head, taxonomy, head_file)}"
+        self.head_version = head_version(head, taxonomy, head_file)
         self.cache = ProductCache(cache_size)
         self.stats = StageStats()
+        self._pending: dict[str, tuple[Any, str]] = {}
+        self._in_flight = 0
+        self._listeners: list[Callable[[InferenceStage], None]] = []
+        self.swaps: list[SwapRecord] = []
         # One thread: one model call at a time; ONNX Runtime parallelises inside the call.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
 
@@ -203,6 +216,56 @@ class InferenceStage:
                 model_dir,
             )
         return stage
+
+    @property
+    def model_version(self) -> str:
+        """The text models behind a score: encoder, category head, sentiment head."""
+        version = f"{self.encoder.version}+{self.head_version}"
+        if self.sentiment is not None:
+            version += f"+{self.sentiment.version}"
+        return version
+
+    # -- hot swap: new head versions take over between batches, never inside one --
+
+    def on_swap(self, listener: Callable[[InferenceStage], None]) -> None:
+        """Call ``listener(stage)`` after each swap (processors re-read the versions)."""
+        self._listeners.append(listener)
+
+    def offer(self, task: str, model: Any, version: str) -> None:
+        """Queue ``model`` (a loaded head) for ``task`` ("sentiment" or "interest"); it
+        replaces the current one as soon as no batch is in flight."""
+        if task not in ("sentiment", "interest"):
+            raise ValueError(f"no hot swap for task {task!r}")
+        self._pending[task] = (model, version)
+        self._maybe_swap()
+
+    def batch_started(self) -> None:
+        self._maybe_swap()
+        self._in_flight += 1
+
+    def batch_finished(self) -> None:
+        self._in_flight -= 1
+        self._maybe_swap()
+
+    def _maybe_swap(self) -> None:
+        if not self._pending or self._in_flight:
+            return
+        pending, self._pending = self._pending, {}
+        before = self.model_version
+        for task, (model, version) in pending.items():
+            if task == "sentiment":
+                self.sentiment = model
+            else:
+                self.head = model
+                self.head_version = version
+        self.cache = ProductCache(self.cache.size)  # cached scores came from the old heads
+        after = self.model_version
+        self.swaps.append(SwapRecord(tuple(pending), before, after, self.stats.batches))
+        log.info(
+            "inference: swapped %s between batches: %s -> %s", ", ".join(pending), before, after
+        )
+        for listener in self._listeners:
+            listener(self)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -34,6 +34,7 @@ from memberstream.schemas.events import (
 from memberstream.streams.commit_watchdog import CommitWatchdog
 from memberstream.streams.faust_batches import TableStore, held_acks
 from memberstream.streams.kafka_io import committed_offset, first_offset_at
+from memberstream.streams.model_watch import ModelWatcher
 from memberstream.streams.offset_guard import OffsetGuard
 from memberstream.streams.outputs import OutputNotDelivered, OutputSink
 
@@ -164,6 +165,7 @@ def build_app(
     settings: Settings,
     sink_factory: SinkFactory = OutputSink,
     stage: InferenceStage | _FromSettings | None = FROM_SETTINGS,
+    follow_model_updates: bool = True,
 ) -> faust.App:
     """A configured Faust app with the ingest agent registered.
 
@@ -182,6 +184,14 @@ def build_app(
         learned_version = f"{stage.scorer.version}+{stage.encoder.version}"
     app = make_faust_app(settings)
     topics = settings.topics
+    watcher = None
+    if stage is not None and follow_model_updates:
+        watcher = ModelWatcher(settings, stage)
+
+        @app.task
+        async def watch_model_updates() -> None:
+            await watcher.run()
+
     event_types: dict[str, type[Envelope]] = {
         topics.clicks: ClickEvent,
         topics.purchases: PurchaseEvent,
@@ -218,13 +228,21 @@ def build_app(
     ) -> None:
         guard = OffsetGuard(app.consumer, first_record_at, committed_at)
         guards.append(guard)
+        if watcher is not None:  # the announced versions before the first record
+            await watcher.ready.wait()
         async for events in stream.take_events(batch.max_batch, within=batch.max_wait_s):
             try:
                 progress.busy += 1
                 admitted = await guard.admit(events)
                 if admitted:
-                    with held_acks(admitted):
-                        done(await process(admitted))
+                    if stage is not None:
+                        stage.batch_started()  # a new model version never lands mid-batch
+                    try:
+                        with held_acks(admitted):
+                            done(await process(admitted))
+                    finally:
+                        if stage is not None:
+                            stage.batch_finished()
                 progress.busy -= 1
             except OutputNotDelivered as exc:
                 # The broker did not take the batch's outputs (down too long, topic gone,
@@ -247,9 +265,12 @@ def build_app(
 
     @app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: StreamT) -> None:
+        processor = MemberProcessor(settings, taxonomy, model_version, learned_version)
+        if stage is not None:
+            stage.on_swap(lambda swapped: processor.set_model_version(swapped.model_version))
         batcher = IngestBatcher(
             TableStore(members),
-            MemberProcessor(settings, taxonomy, model_version, learned_version),
+            processor,
             sink_factory(app, settings),
             event_types,
             stage,

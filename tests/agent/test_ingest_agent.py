@@ -65,7 +65,7 @@ def app_and_sink(request, tmp_path):  # type: ignore[no-untyped-def]
 
     settings = Settings(store=request.param, app_id="agent-test", data_dir=tmp_path)
     settings.batch.max_wait_s = 0.01
-    app = build_app(settings, sink_factory=factory)
+    app = build_app(settings, sink_factory=factory, follow_model_updates=False)
     app.finalize()
     app.flow_control.resume()
     return app, settings, sinks

@@ -12,6 +12,7 @@ import pytest
 from memberstream.domain.taxonomy import Taxonomy
 from memberstream.ml.category_heads import HEAD_FILE, LinearHead
 from memberstream.ml.inference import InferenceStage, ProductCache, Scored, TextItem
+from memberstream.ml.sentiment import SentimentHead
 
 from .text_doubles import DIM, WordHashEncoder
 
@@ -107,3 +108,42 @@ def test_model_version_names_encoder_and_scorer(taxonomy: Taxonomy, tmp_path: Pa
     item = [TextItem("rose bush")]
     emb = tuned.score_now(item)[0].embedding
     np.testing.assert_allclose(tuned.score_now(item)[0].probs, head.predict_proba(emb))
+
+
+def _sentiment(dim: int, positive_bias: float, version: str) -> SentimentHead:
+    bias = np.zeros(3)
+    bias[2] = positive_bias
+    return SentimentHead(np.zeros((dim, 3)), bias, version)
+
+
+def test_a_new_head_never_lands_inside_a_batch(taxonomy: Taxonomy) -> None:
+    """offer() while two batches are in flight waits until both have finished; the
+    listeners then see the new versions, once."""
+    stage = InferenceStage(WordHashEncoder(), taxonomy, sentiment=_sentiment(DIM, 0.0, "s@old"))
+    seen: list[str] = []
+    stage.on_swap(lambda s: seen.append(s.model_version))
+    stage.batch_started()
+    stage.batch_started()  # the other agent's batch
+    stage.offer("sentiment", _sentiment(DIM, 2.0, "s@new"), "s@new")
+    assert stage.sentiment is not None and stage.sentiment.version == "s@old"
+    mid = stage.score_now([TextItem("a fine kettle")])[0].sentiment
+    stage.batch_finished()
+    assert stage.sentiment.version == "s@old"  # one batch is still in flight
+    stage.batch_finished()
+    assert stage.sentiment.version == "s@new"
+    assert stage.model_version.endswith("+s@new") and seen == [stage.model_version]
+    after = stage.score_now([TextItem("a fine kettle")])[0].sentiment
+    assert mid is not None and after is not None
+    assert after[2] > mid[2]  # the new head scores, not a cached score of the old one
+    assert [(r.tasks, r.before.endswith("+s@old")) for r in stage.swaps] == [(("sentiment",), True)]
+
+
+def test_an_offer_between_batches_swaps_at_once_and_unknown_tasks_are_refused(
+    taxonomy: Taxonomy,
+) -> None:
+    stage = InferenceStage(WordHashEncoder(), taxonomy)
+    head = LinearHead(np.zeros((len(taxonomy), DIM)), np.zeros(len(taxonomy)), taxonomy.ids)
+    stage.offer("interest", head, "interest@x")
+    assert stage.head is head and stage.head_version == "interest@x"
+    with pytest.raises(ValueError, match="no hot swap"):
+        stage.offer("anomaly", object(), "a@1")

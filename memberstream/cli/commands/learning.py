@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+import orjson
 
 from memberstream.cli.commands.context import settings_from
+
+if TYPE_CHECKING:
+    from memberstream.config import Settings
+    from memberstream.core.learning import TrainResult
+    from memberstream.schemas.outputs import ModelUpdate
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -81,3 +88,145 @@ def collect(ctx: click.Context, until_caught_up: bool, samples_dir: Path | None)
         f"records in {result.seconds:.1f} s; {result.duplicates} duplicates dropped, "
         f"{result.skipped} records skipped"
     )
+
+
+def announce_entry(settings: Settings, entry: dict[str, Any]) -> ModelUpdate | None:
+    """Publish a registry promotion/rollback entry on model.updates (None: nothing changed)."""
+    from memberstream.core.learning import registry_of
+    from memberstream.schemas.outputs import ModelUpdate, deterministic_id
+    from memberstream.streams.model_updates import announce
+    from memberstream.streams.topic_check import run
+
+    if entry["action"] not in ("promote", "rollback"):
+        return None
+    mv = registry_of(settings).get(entry["task"], entry["version"])
+    update = ModelUpdate(
+        output_id=deterministic_id("model-update", entry["task"], entry["version"], entry["at"]),
+        task=entry["task"],
+        version=mv.version,
+        previous_version=entry.get("replaced"),
+        action=entry["action"],
+        location=str(mv.path.resolve()),
+        files=dict(mv.manifest["files"]),
+        encoder_version=str(mv.manifest.get("encoder_version", "")),
+        announced_at=datetime.now(UTC),
+    )
+    run(announce(settings, update))
+    return update
+
+
+def _pct(value: Any) -> str:
+    try:
+        return f"{float(value):.4f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def print_train_result(result: TrainResult) -> None:
+    figures = result.figures
+    click.echo(f"task {result.task}: {result.decision}: {result.reason}")
+    if result.samples:
+        click.echo("samples: " + ", ".join(f"{k} {v:,}" for k, v in result.samples.items()))
+    if result.window.get("cutoff"):
+        w = result.window
+        click.echo(
+            f"window: train {w['since']} .. {w['cutoff']}, validate {w['cutoff']} .. {w['until']}"
+        )
+    if "validation" in figures:
+        metric = figures.get("metric", "macro_f1")
+        v, r = figures["validation"], figures["regression"]
+        click.echo(
+            f"{metric}: validation window candidate {_pct(v['candidate'])} vs production "
+            f"{_pct(v['production'])}; regression set {_pct(r['candidate'])} vs "
+            f"{_pct(r['production'])} (margin {figures['margin']}, tolerance "
+            f"{figures['regression_tolerance']})"
+        )
+    if result.candidate is not None:
+        click.echo(f"candidate: {result.candidate.version} ({result.candidate.path})")
+    if result.promotion is not None:
+        click.echo(
+            f"promoted: {result.promotion['version']} (was {result.promotion.get('replaced')})"
+        )
+
+
+_TASK = click.Choice(["sentiment", "interest"])
+
+
+@click.command()
+@click.option(
+    "--task", "tasks", type=_TASK, multiple=True, required=True, help="What to train (repeatable)."
+)
+@click.option("--since", help="Only samples at or after this event time (ISO-8601 with zone).")
+@click.option("--until", help="Only samples before this event time.")
+@click.option(
+    "--no-promote",
+    is_flag=True,
+    help="Register and gate the candidate but leave production as it is.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the result as JSON here.",
+)
+@click.pass_context
+def train(
+    ctx: click.Context,
+    tasks: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    no_promote: bool,
+    as_json: Path | None,
+) -> None:
+    """Train a candidate head on the collected samples and let the gate decide.
+
+    Samples are split by event time: the newest learning.gate.validation_fraction
+    validates, the older part trains (nothing newer leaks into training). The
+    candidate is registered in learning.registry_dir with its figures; it is promoted,
+    and announced on model.updates for the workers to swap in, only if it beats
+    production on the validation window by learning.gate.margin (macro-F1) and loses
+    at most learning.gate.regression_tolerance on the fixed regression set.
+
+    \b
+      sentiment  the bootstrap recipe refitted on bootstrap + collected reviews
+      interest   a correction of the zero-shot category head fitted to the
+                 collected (title, category) pairs
+    """
+    from memberstream.core.learning import train_task
+
+    settings = settings_from(ctx)
+    _logging("warning")
+    results = []
+    for task in tasks:
+        result = train_task(
+            settings,
+            task,
+            since=_when(since),
+            until=_when(until),
+            promote=not no_promote,
+            progress=lambda m: click.echo(m, err=True),
+        )
+        print_train_result(result)
+        if result.promotion is not None:
+            update = announce_entry(settings, result.promotion)
+            if update is not None:
+                click.echo(f"announced on {settings.topics.model_updates}: {update.version}")
+        results.append(result)
+    if as_json is not None:
+        as_json.write_bytes(
+            orjson.dumps([_result_json(r) for r in results], option=orjson.OPT_INDENT_2)
+        )
+
+
+def _result_json(r: TrainResult) -> dict[str, Any]:
+    return {
+        "task": r.task,
+        "decision": r.decision,
+        "reason": r.reason,
+        "candidate": None if r.candidate is None else r.candidate.version,
+        "production_before": r.production_before,
+        "promotion": r.promotion,
+        "figures": r.figures,
+        "samples": r.samples,
+        "window": r.window,
+    }

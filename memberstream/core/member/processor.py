@@ -76,6 +76,11 @@ class MemberProcessor:
         self.anomaly_step = AnomalyStep(settings.anomaly, learned_version)
         self.learned_version = self.anomaly_step.learned_version
 
+    def set_model_version(self, model_version: str | None) -> None:
+        """The text models changed (a hot swap, between two batches)."""
+        self.model_version = model_version
+        self.interest_step.model_version = model_version
+
     # -- interest inputs --
 
     def interest_items(self, event: Envelope) -> list[InterestItem]:

@@ -383,11 +383,14 @@ def train_sentiment(
     memo: EmbeddingMemo | None = None,
     data_dir: Path | None = None,
     rows: Sequence[tc.LabeledText] | None = None,
+    extra_rows: Sequence[tc.LabeledText] = (),
 ) -> SentimentReport:
     """Fit the head on the training part; with ``model_dir``, write it there.
 
     ``rows`` replaces the training part by a subset of it (tests train on a small
-    fixed slice); a row from outside the training part is refused. Raises
+    fixed slice); a row from outside the training part is refused. ``extra_rows`` are
+    fitted besides, wherever they come from: the learning loop's collected samples
+    (their sources are not among ``config.sources``, so they weigh 1). Raises
     :class:`memberstream.ml.training.text_corpus.CorpusUnavailable` when the source
     archives cannot be fetched.
     """
@@ -401,11 +404,12 @@ def train_sentiment(
             raise ValueError(f"{len(outside)} rows are not in the training part: {outside[0]!r}")
         fit_rows = [r for r in rows if not (config.holdout_dev and tc.is_dev(r.text))]
         dev_rows = [r for r in rows if config.holdout_dev and tc.is_dev(r.text)]
+    fit_rows = [*fit_rows, *extra_rows]
     lexicon = tc.vader_lexicon(data_dir) if config.lexicon else {}
     counts = Counter(r.source for r in fit_rows)
     progress(
         "fitting on "
-        + ", ".join(f"{s} {counts[s]:,}" for s in config.sources)
+        + ", ".join(f"{s} {n:,}" for s, n in counts.items())
         + (f"; dev slice {len(dev_rows):,} held back" if config.holdout_dev else "")
     )
     encode_before = memo.seconds
@@ -418,7 +422,7 @@ def train_sentiment(
         head = calibrate_neutral(head, emb, fit_rows)
     head.version = head.content_version()
     report = SentimentReport(
-        train_rows={s: counts[s] for s in config.sources},
+        train_rows=dict(counts),
         class_counts={
             LANGUAGES[lg]: {
                 LABELS[c]: int(((design.lang == lg) & (design.labels == c)).sum())

@@ -28,7 +28,7 @@ from memberstream import __version__
 from memberstream.cli.commands.broker import broker
 from memberstream.cli.commands.context import DEBUG_ENV, MemberstreamGroup, settings_from
 from memberstream.cli.commands.demo import demo
-from memberstream.cli.commands.learning import collect, train
+from memberstream.cli.commands.learning import collect, learn, train
 from memberstream.cli.commands.models import models
 from memberstream.cli.commands.registry_cli import COMMANDS as REGISTRY_COMMANDS
 from memberstream.cli.commands.textbatch import score, summarize
@@ -310,6 +310,7 @@ def _printable(key: bytes | None, value: bytes | None) -> bytes:
 cli.add_command(broker)
 cli.add_command(collect)
 cli.add_command(train)
+cli.add_command(learn)
 cli.add_command(demo)
 cli.add_command(models)
 for _command in REGISTRY_COMMANDS:

@@ -90,7 +90,7 @@ class SampleCollector:
             ),
         )
         self._seen: OrderedDict[str, None] = OrderedDict()
-        for k in store.dedupe_keys(conf.dedupe_ids):
+        for k in reversed(store.dedupe_keys(conf.dedupe_ids)):  # oldest first: evicted first
             self._seen[k] = None
         self.buffer: list[Collected] = []
         self.pending: dict[TopicPartition, int] = {}

@@ -21,9 +21,10 @@ Three kinds, each with a documented label rule:
 Before a sample leaves this module its text is masked (:mod:`memberstream.domain.pii`)
 and the member id is replaced by a keyed hash. Memory is bounded: recent views per
 member and recent flags are kept in LRU maps of configured size. They are not
-persisted, so after a collector restart a purchase right after the restart may miss
-its interest label (never a wrong one); sentiment and anomaly samples do not depend
-on memory.
+persisted: after a collector restart, a purchase read after the restart whose
+qualifying view was read before it gets no interest label, and a verdict on a flag
+seen before the restart carries the flag id only (a label is never wrong, some are
+missing). Sentiment samples do not depend on memory.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class DerivationSettings:
     products_tracked: int = 200_000
     categories_per_member: int = 64
     views_per_category: int = 16
+    """Spans of views (see :class:`_MemberMemory`) kept per member and category."""
     purchases_per_member: int = 32
 
 
@@ -135,8 +137,26 @@ class _MemberMemory:
     """A member's recent category views and paid line items, for the interest rule in
     whichever order the two topics deliver them."""
 
-    views: dict[str, list[datetime]] = field(default_factory=dict)
+    views: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+    """category -> disjoint spans [first view, last view + window], oldest first: a paid
+    item at time P is an interest label when P falls in one. A few spans hold any
+    number of views, so the bound rarely drops one that still matters."""
     purchases: list[_Bought] = field(default_factory=list)
+
+
+def _add_span(spans: list[tuple[datetime, datetime]], viewed: datetime, window: timedelta) -> None:
+    """Merge the span a view at ``viewed`` opens, [viewed, viewed + window], into
+    ``spans`` (disjoint, sorted)."""
+    start, end = viewed, viewed + window
+    kept = []
+    for s0, s1 in spans:
+        if s1 < start or s0 > end:
+            kept.append((s0, s1))
+        else:
+            start, end = min(start, s0), max(end, s1)
+    kept.append((start, end))
+    kept.sort()
+    spans[:] = kept
 
 
 class SampleDeriver:
@@ -198,12 +218,11 @@ class SampleDeriver:
         if e.action == "search" or not e.category:
             return
         memory = self._memory(e.member_id)
-        views = memory.views.setdefault(e.category, [])
-        views.append(e.occurred_at)
-        if len(views) > self.settings.views_per_category:
-            views.remove(min(views))
+        spans = memory.views.setdefault(e.category, [])
+        _add_span(spans, e.occurred_at, self.settings.interest_window)
+        del spans[: -self.settings.views_per_category]  # the oldest spans go first
         if len(memory.views) > self.settings.categories_per_member:
-            stalest = min(memory.views, key=lambda c: max(memory.views[c]))
+            stalest = min(memory.views, key=lambda c: memory.views[c][-1][1])
             del memory.views[stalest]
         for bought in memory.purchases:  # the order was read before this view
             if (
@@ -211,7 +230,7 @@ class SampleDeriver:
                 and bought.item.category == e.category
                 and self._in_window(e.occurred_at, bought)
             ):
-                yield self._interest(bought, e.occurred_at)
+                yield self._interest(bought)
 
     def _memory(self, member_id: str) -> _MemberMemory:
         memory = self._members.get(member_id)
@@ -232,12 +251,12 @@ class SampleDeriver:
         for i, item in enumerate(e.items):
             bought = _Bought(e.member_id, e.event_id, e.order_id, i, item, e.occurred_at)
             memory.purchases.append(bought)
-            viewed = [t for t in memory.views.get(item.category, ()) if self._in_window(t, bought)]
-            if viewed:
-                yield self._interest(bought, max(viewed))
+            spans = memory.views.get(item.category, ())
+            if any(start <= bought.at <= end for start, end in spans):
+                yield self._interest(bought)
         del memory.purchases[: -self.settings.purchases_per_member]
 
-    def _interest(self, bought: _Bought, viewed: datetime) -> Sample:
+    def _interest(self, bought: _Bought) -> Sample:
         bought.labeled = True
         masked = mask_text(bought.item.title)
         return Sample(

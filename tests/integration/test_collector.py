@@ -96,7 +96,7 @@ def hand_made_reviews(n: int) -> Iterator[tuple[ReviewEvent, str | None, list[st
             want, personal = text, []
         else:
             title, text = ("", "") if i % 8 == 3 else (f"标题{i}", "")
-            want, personal = (None if not title else title), []
+            want, personal = (title or None), []
         review = ReviewEvent(
             event_id=f"hand-review-{i:04d}",
             member_id=member,
@@ -172,8 +172,8 @@ def expected_workload() -> Expected:
 
 
 def records(settings: Settings, w: Expected) -> list[Raw]:
-    """The workload's records, hand-made reviews spread through the synthetic stream, and
-    two records the collector must count and skip."""
+    """The workload's records (each topic in production order), then two records the
+    collector must count and skip."""
     good = raw_records(settings, w.events)
     bad: list[Raw] = [
         (settings.topics.reviews, b"x", b"\xff\xfe not json"),

@@ -277,6 +277,44 @@ def test_view_of_another_category_or_by_another_member_gives_none() -> None:
     assert list(d.derive(purchase("buy1", T0 + timedelta(hours=1)))) == []
 
 
+def test_interest_label_does_not_depend_on_which_topic_is_read_first() -> None:
+    """The docstring: a purchase is labeled whichever of view and purchase is read first.
+    Twenty daily views, a purchase on day 3: only views of days 0-3 qualify."""
+    views = [click(f"v{d}", T0 + timedelta(days=d)) for d in range(20)]
+    buy = purchase("buy1", T0 + timedelta(days=3, hours=1))
+    purchase_first = SampleDeriver(KEY)
+    assert len([s for e in [buy, *views] for s in purchase_first.derive(e)]) == 1
+    clicks_first = SampleDeriver(KEY)
+    assert len([s for e in [*views, buy] for s in clicks_first.derive(e)]) == 1
+
+
+def test_analyst_interest_correction_labels_the_last_seen_title() -> None:
+    d = SampleDeriver(KEY)
+    list(d.derive(click("v1", T0)))  # product p-other titled "Some product"
+
+    def correction(event_id: str, product_id: str, verdict: str = "corrected") -> Feedback:
+        return Feedback(
+            event_id=event_id,
+            member_id="member-1",
+            occurred_at=T0,
+            subject="interest",
+            ref_id="books",
+            verdict=verdict,  # type: ignore[arg-type]
+            product_id=product_id,
+        )
+
+    (s,) = d.derive(correction("fb-i1", "p-other"))
+    assert (s.sample_id, s.kind, s.label, s.label_source) == (
+        "interest:p-other:fb-i1",
+        "interest",
+        "books",
+        "analyst",
+    )
+    assert s.text == "Some product"
+    assert list(d.derive(correction("fb-i2", "p-unknown"))) == []
+    assert list(d.derive(correction("fb-i3", "p-other", "false_positive"))) == []
+
+
 # --- analyst feedback -------------------------------------------------------------------
 
 

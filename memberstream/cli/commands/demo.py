@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from pydantic import SecretStr
 
 from memberstream.cli.commands.context import settings_from
 from memberstream.config import Settings, TopicNames
@@ -107,6 +108,13 @@ def _ensure_broker(settings: Settings) -> None:
     help="inject labeled anomalies (bot sessions, card testing, account takeovers, "
     "copy-paste reviews, review bombing) into the synthetic events",
 )
+@click.option(
+    "--learn/--no-learn",
+    default=True,
+    show_default=True,
+    help="run one learning cycle: send the real labeled platform-traffic reviews, collect "
+    "samples, train and gate a sentiment candidate, promote it and watch the worker swap it in",
+)
 @click.option("--examples", default=5, show_default=True, help="tier changes to show")
 @click.option("--timeout", default=600.0, show_default=True, help="seconds to wait for the worker")
 @click.option("--keep", is_flag=True, help="keep this run's topics (deleted by default)")
@@ -116,6 +124,7 @@ def demo(
     limit: int | None,
     synthetic: int,
     anomalies: bool,
+    learn: bool,
     examples: int,
     timeout: float,
     keep: bool,
@@ -131,7 +140,10 @@ def demo(
     and some interest changes, throughput, anomaly flags (one of each kind
     with its evidence, and how many injected incidents were found), and
     product review summaries with their pros and cons (the reviews of the
-    packaged reference set are sent too). The run's topics are deleted
+    packaged reference set are sent too). With --learn (the default) it then
+    runs one learning cycle on the real labeled reviews it sent: samples
+    collected, a sentiment candidate trained and gated, the promotion announced
+    and swapped into the running worker. The run's topics are deleted
     afterwards unless --keep. Needs the exported models (`make models`).
     """
     from memberstream.datasets.cdnow import iter_cdnow_events
@@ -141,6 +153,13 @@ def demo(
     run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     work = Path(tempfile.mkdtemp(prefix=f"memberstream-demo-{run_id}-"))
     settings = _demo_settings(base, run_id, work / "state")
+    settings.learning = settings.learning.model_copy(
+        update={
+            "samples_dir": work / "samples",
+            "registry_dir": work / "registry",
+            "member_key": SecretStr(uuid.uuid4().hex),
+        }
+    )
     topics = settings.topics
     asyncio.run(create_topics(settings))
     click.echo(f"Topics created with suffix .{run_id}; worker log: {work / 'worker.log'}")
@@ -175,6 +194,17 @@ def demo(
             click.echo(f"Sending {synthetic:,} synthetic clicks, purchases and reviews ...")
             stream, injector = _synthetic(synthetic, anomalies)
             sent += asyncio.run(produce_events(settings, stream)).sent
+        later: list[Envelope] = []
+        if learn:
+            from memberstream.cli.commands.demo_learning import labeled_traffic
+
+            now, later_reviews = labeled_traffic()
+            later = list(later_reviews)
+            click.echo(
+                f"Sending {len(now):,} real labeled reviews (English and Chinese, the "
+                "platform-traffic part of the labeled corpora) for the learning cycle ..."
+            )
+            sent += asyncio.run(produce_events(settings, now)).sent
         click.echo("Waiting for the worker to catch up ...")
         last = [0.0]
 
@@ -202,11 +232,15 @@ def demo(
                 hint=f"raise --timeout (now {timeout:g} s); the worker log: {work / 'worker.log'}",
             ) from exc
         elapsed = time.monotonic() - started
+        _report(settings, sent + len(BAD_RECORDS), elapsed, examples)
+        _anomaly_report(settings, injector, examples)
+        _summary_report(settings, examples)
+        if learn:
+            from memberstream.cli.commands.demo_learning import learning_cycle
+
+            learning_cycle(settings, worker, later, timeout)  # type: ignore[arg-type]
     finally:
         worker.stop()
-    _report(settings, sent + len(BAD_RECORDS), elapsed, examples)
-    _anomaly_report(settings, injector, examples)
-    _summary_report(settings, examples)
     if keep:
         click.echo(f"Kept topics *.{run_id} and {work}; read with `memberstream consume TOPIC`.")
     else:

@@ -230,3 +230,88 @@ def _result_json(r: TrainResult) -> dict[str, Any]:
         "samples": r.samples,
         "window": r.window,
     }
+
+
+def _duration(value: str | None) -> float | None:
+    """'24h', '30m', '90s' or seconds."""
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        unit = units.get(value[-1])
+        seconds = float(value) if unit is None else float(value[:-1]) * unit
+    except (ValueError, IndexError):
+        raise click.BadParameter(f"{value!r}: give a duration such as 24h, 30m or 600") from None
+    if seconds <= 0:
+        raise click.BadParameter(f"{value!r}: must be positive")
+    return seconds
+
+
+@click.command()
+@click.option(
+    "--task",
+    "tasks",
+    type=_TASK,
+    multiple=True,
+    default=("sentiment", "interest"),
+    show_default=True,
+    help="What to train each cycle (repeatable).",
+)
+@click.option(
+    "--every", help="Run a cycle every so often (e.g. 24h); default: one cycle, then exit."
+)
+@click.option(
+    "--json",
+    "as_json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the last cycle's result as JSON here.",
+)
+@click.pass_context
+def learn(
+    ctx: click.Context, tasks: tuple[str, ...], every: str | None, as_json: Path | None
+) -> None:
+    """One learning cycle: collect -> train -> gate -> promote -> announce.
+
+    Collects samples until the collector's group has caught up with the end offsets it
+    saw at start, then trains each task on everything collected (see `memberstream
+    train`), promotes what the gate passes and announces it on model.updates, where
+    running workers pick it up between two batches. Once (for a Kubernetes CronJob), or
+    --every 24h in a loop. Exit status 0 whether or not a candidate was promoted.
+    """
+    import time
+
+    from memberstream.core.learning import train_task
+    from memberstream.streams.collector_runner import run_collector
+
+    settings = settings_from(ctx)
+    settings.learning.member_key_bytes()
+    period = _duration(every)
+    _logging("warning")
+    while True:
+        started = time.monotonic()
+        click.echo("learn: collecting samples up to the current end of the topics", err=True)
+        collected = run_collector(settings, until_caught_up=True)
+        click.echo(
+            f"learn: collected {sum(collected.samples.values()):,} new samples "
+            f"({', '.join(f'{k} {n:,}' for k, n in sorted(collected.samples.items())) or 'none'})"
+        )
+        results = []
+        for task in tasks:
+            result = train_task(settings, task, progress=lambda m: click.echo(m, err=True))
+            print_train_result(result)
+            if result.promotion is not None:
+                update = announce_entry(settings, result.promotion)
+                if update is not None:
+                    click.echo(f"announced on {settings.topics.model_updates}: {update.version}")
+            results.append(result)
+        if as_json is not None:
+            payload = {
+                "collected": collected.samples,
+                "results": [_result_json(r) for r in results],
+            }
+            as_json.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+        if period is None:
+            return
+        wait = max(0.0, period - (time.monotonic() - started))
+        click.echo(f"learn: next cycle in {wait / 3600:.1f} h", err=True)
+        time.sleep(wait)

@@ -18,9 +18,10 @@ Candidates are heads on the frozen encoder:
   categories without samples keep their zero-shot behaviour.
 
 The gate compares the candidate with the production version on the same validation
-window (macro-F1 over the classes present) and on a fixed regression set (the
-hand-written mixed reviews for sentiment; for interest, the taxonomy's own
-descriptions, each of which must still score its category). The candidate is
+window (macro-F1 over the classes present) and on a fixed regression set (for
+sentiment, the bootstrap corpus's dev slice and the hand-written mixed reviews, about
+2,000 texts; for interest, the taxonomy's own descriptions, each of which must still
+score its category). The candidate is
 promoted only when it beats production by ``margin`` on the window and loses at most
 ``regression_tolerance`` on the regression set. Every figure and the decision are
 returned for the registry's manifest.
@@ -253,6 +254,13 @@ def _as_labeled_text(s: LabeledSample) -> tc.LabeledText | None:
     )
 
 
+def regression_set(bootstrap: Sequence[tc.LabeledText]) -> list[tc.LabeledText]:
+    """The sentiment gate's fixed regression set: the bootstrap corpus's dev slice (which
+    production and candidate both fit, so it checks that nothing learned is forgotten)
+    and the hand-written mixed-verdict reviews (which neither fits)."""
+    return [r for r in bootstrap if tc.is_dev(r.text)] + tc.mixed_reviews()
+
+
 def train_sentiment_candidate(
     samples: Sequence[LabeledSample],
     production: SentimentHead,
@@ -285,7 +293,7 @@ def train_sentiment_candidate(
     assert candidate is not None and report.path is not None
     val_texts = [s.text for s in split.validation]
     val_labels = [LABEL_INDEX[s.label] for s in split.validation]
-    reg = tc.mixed_reviews()
+    reg = regression_set(bootstrap)
     reg_texts, reg_labels = [r.text for r in reg], [r.label for r in reg]
     progress("sentiment: scoring candidate and production on the window and the regression set")
     cand_val = sentiment_figures(candidate, memo, val_texts, val_labels)

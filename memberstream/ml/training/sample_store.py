@@ -174,19 +174,21 @@ class SampleStore:
         return reached
 
     def recover(self, orphan_age_s: float = ORPHAN_AGE_S) -> list[Path]:
-        """Remove temporary files and old shard files no commit record names; the removed."""
+        """Remove old temporary files and old shard files no commit record names (a
+        younger one may be another writer's flush in progress); the removed."""
         named = {f for r in self.flush_records() for f in r.files}
         now = time.time()
         removed = []
         for path in self.root.glob("kind=*/date=*/*"):
             rel = path.relative_to(self.root).as_posix()
             stale = now - path.stat().st_mtime >= orphan_age_s
-            if path.name.endswith(".tmp") or (rel not in named and stale):
+            if stale and (path.name.endswith(".tmp") or rel not in named):
                 path.unlink(missing_ok=True)
                 removed.append(path)
         for path in self.flushes_dir.glob(".*.tmp") if self.flushes_dir.is_dir() else ():
-            path.unlink(missing_ok=True)
-            removed.append(path)
+            if now - path.stat().st_mtime >= orphan_age_s:
+                path.unlink(missing_ok=True)
+                removed.append(path)
         if removed:
             log.info("samples: removed %d files of flushes cut short", len(removed))
         return removed
@@ -257,10 +259,8 @@ class SampleStore:
         keys: list[str] = []
         for path in reversed(self.files()):
             t = pq.read_table(path, columns=["event_id", "sample_id"])
-            keys.extend(
-                f"{e}\x1f{s}"
-                for e, s in zip(t["event_id"].to_pylist(), t["sample_id"].to_pylist(), strict=True)
-            )
+            pairs = zip(t["event_id"].to_pylist(), t["sample_id"].to_pylist(), strict=True)
+            keys.extend(reversed([f"{e}\x1f{s}" for e, s in pairs]))
             if len(keys) >= limit:
                 break
         return keys[:limit]

@@ -13,7 +13,7 @@ MODEL  ?= $(MODELS)/use-multilingual-v3
 
 .PHONY: setup models demo test test-unit broker broker-stop lint bench bench-interest \
 	bench-anomalies bench-summaries bench-memory bench-scaleout bench-core bench-encoders \
-	bench-sentiment bench-copycat clean
+	bench-sentiment bench-copycat bench-learning bench-lora clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -89,6 +89,14 @@ bench-sentiment: models
 
 bench-copycat: models
 	$(BIN)/python -m bench.summaries_copycat
+
+# One learning cycle on the real labeled reviews through Kafka: before/after, learning curve.
+bench-learning: broker models
+	$(BIN)/python -m bench.learning
+
+# LoRA on all-MiniLM-L6-v2 against its frozen-encoder head (English reviews, CPU).
+bench-lora: models
+	$(BIN)/python -m bench.lora_minilm
 
 clean:
 	rm -rf $(VENV) .memberstream .pytest_cache .ruff_cache .import_linter_cache

@@ -23,11 +23,13 @@ Layout on disk (``root`` is the registry's directory)::
       anomaly/
         ...                        # anomaly_scorer.npz
 
-Content-addressed: a version's name is ``<task>@<sha12>``, where sha12 is the first
-12 hex digits of the sha256 of the lines ``"<sha256 of the file>  <name>\\n"`` of its
-files in name order (what ``LC_ALL=C sha256sum * | sha256sum`` prints in the version's
-directory, manifest.json aside). So the same trained bytes are one version however
-often they are registered (registering them again returns the existing version,
+Content-addressed: a version's name is ``<task>@<sha12>``, the first 12 hex digits of
+the artifact's sha256 when the version is one file (as every head is; the worker's
+outputs name a sentiment head by the same hash), else of the sha256 of the lines
+``"<sha256 of the file>  <name>\\n"`` of its files in name order (what
+``LC_ALL=C sha256sum * | sha256sum`` prints in the version's directory, manifest.json
+aside). So the same trained bytes are one version however often they are registered
+(registering them again returns the existing version,
 untouched), a version directory is never rewritten, and :meth:`ModelRegistry.verify`
 can tell from the manifest alone whether any byte changed. The manifest names the
 version's ``parent`` (the version it was trained from or meant to replace), so
@@ -160,7 +162,11 @@ def file_sha256(path: Path) -> str:
 
 
 def content_digest(file_hashes: Mapping[str, str]) -> str:
-    """The version digest: sha256 over ``"<sha256>  <name>\\n"`` lines in name order."""
+    """The version digest: the artifact's own sha256 when the version is one file (so a
+    registry version and the label the worker's outputs carry share their hash), else
+    sha256 over ``"<sha256>  <name>\\n"`` lines in name order."""
+    if len(file_hashes) == 1:
+        return next(iter(file_hashes.values()))
     lines = "".join(f"{file_hashes[name]}  {name}\n" for name in sorted(file_hashes))
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 

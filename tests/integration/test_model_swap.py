@@ -205,3 +205,37 @@ def test_a_worker_started_after_a_promotion_runs_it_from_the_first_record(
         worker.stop()
     versions = {v.rsplit("+", 1)[-1] for _, v in profile_versions(settings)}
     assert versions == {alt_version}
+
+
+def test_learn_runs_a_cycle_and_announces_what_the_gate_promotes(
+    swap_namespace: Settings,
+) -> None:
+    """`memberstream learn --task interest` on synthetic traffic: samples collected, a
+    candidate registered with the gate's figures, and an announcement exactly when the
+    gate promoted it."""
+    import itertools
+
+    from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
+    from memberstream.streams.model_updates import latest_updates
+
+    settings = swap_namespace
+    settings.learning.gate.min_samples = 50
+    events = itertools.islice(
+        SyntheticWorkload(WorkloadConfig(seed=21, members=120, days=60)).events(), 6000
+    )
+    produce(settings, raw_records(settings, events))
+    out = cli_run(settings, ["learn", "--task", "interest"])
+    assert "collected" in out and "task interest:" in out, out
+    registry = ModelRegistry(settings.learning.registry_dir)
+    (candidate,) = registry.versions("interest")
+    assert candidate.manifest["samples"]["total"] >= 50
+    gate = candidate.manifest["metrics"]["gate"]
+    assert set(gate["validation"]) == {"candidate", "production"}
+    announced = asyncio.run(latest_updates(settings))
+    if gate["promote"]:
+        assert "promoted:" in out
+        assert announced["interest"].version == candidate.version
+        assert registry.production("interest") == candidate
+    else:
+        assert "refused" in out and "interest" not in announced
+        assert registry.production("interest") is None

@@ -16,7 +16,6 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from pydantic import SecretStr
 
 from memberstream.config import Settings

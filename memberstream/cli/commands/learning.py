@@ -137,7 +137,8 @@ def print_train_result(result: TrainResult) -> None:
         v, r = figures["validation"], figures["regression"]
         click.echo(
             f"{metric}: validation window candidate {_pct(v['candidate'])} vs production "
-            f"{_pct(v['production'])}; regression set {_pct(r['candidate'])} vs "
+            f"{_pct(v['production'])}; regression set "
+            f"{figures.get('regression_metric', metric)} {_pct(r['candidate'])} vs "
             f"{_pct(r['production'])} (margin {figures['margin']}, tolerance "
             f"{figures['regression_tolerance']})"
         )
@@ -150,6 +151,20 @@ def print_train_result(result: TrainResult) -> None:
 
 
 _TASK = click.Choice(["sentiment", "interest"])
+
+
+def train_and_announce(settings: Settings, task: str, **options: Any) -> TrainResult:
+    """Train ``task`` (options of :func:`~memberstream.core.learning.train_task`), print
+    the outcome, and announce a promotion on model.updates."""
+    from memberstream.core.learning import train_task
+
+    result = train_task(settings, task, progress=lambda m: click.echo(m, err=True), **options)
+    print_train_result(result)
+    if result.promotion is not None:
+        update = announce_entry(settings, result.promotion)
+        if update is not None:
+            click.echo(f"announced on {settings.topics.model_updates}: {update.version}")
+    return result
 
 
 @click.command()
@@ -192,25 +207,13 @@ def train(
       interest   a correction of the zero-shot category head fitted to the
                  collected (title, category) pairs
     """
-    from memberstream.core.learning import train_task
-
     settings = settings_from(ctx)
     _logging("warning")
     results = []
     for task in tasks:
-        result = train_task(
-            settings,
-            task,
-            since=_when(since),
-            until=_when(until),
-            promote=not no_promote,
-            progress=lambda m: click.echo(m, err=True),
+        result = train_and_announce(
+            settings, task, since=_when(since), until=_when(until), promote=not no_promote
         )
-        print_train_result(result)
-        if result.promotion is not None:
-            update = announce_entry(settings, result.promotion)
-            if update is not None:
-                click.echo(f"announced on {settings.topics.model_updates}: {update.version}")
         results.append(result)
     if as_json is not None:
         as_json.write_bytes(
@@ -280,7 +283,6 @@ def learn(
     """
     import time
 
-    from memberstream.core.learning import train_task
     from memberstream.streams.collector_runner import run_collector
 
     settings = settings_from(ctx)
@@ -297,13 +299,7 @@ def learn(
         )
         results = []
         for task in tasks:
-            result = train_task(settings, task, progress=lambda m: click.echo(m, err=True))
-            print_train_result(result)
-            if result.promotion is not None:
-                update = announce_entry(settings, result.promotion)
-                if update is not None:
-                    click.echo(f"announced on {settings.topics.model_updates}: {update.version}")
-            results.append(result)
+            results.append(train_and_announce(settings, task))
         if as_json is not None:
             payload = {
                 "collected": collected.samples,

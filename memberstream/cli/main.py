@@ -28,6 +28,8 @@ from memberstream import __version__
 from memberstream.cli.commands.broker import broker
 from memberstream.cli.commands.context import DEBUG_ENV, MemberstreamGroup, settings_from
 from memberstream.cli.commands.demo import demo
+from memberstream.cli.commands.dlq import dlq
+from memberstream.cli.commands.inspect import config_group, lag
 from memberstream.cli.commands.learning import collect, learn, train
 from memberstream.cli.commands.models import models
 from memberstream.cli.commands.registry_cli import COMMANDS as REGISTRY_COMMANDS
@@ -162,6 +164,36 @@ def topics_check(ctx: click.Context) -> None:
     report = run(check_topics(settings))
     for line in report.lines():
         click.echo(line)
+    if not report.ok:
+        raise report.error(listed=True)
+
+
+@topics.command("describe")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per topic.")
+@click.pass_context
+def topics_describe(ctx: click.Context, as_json: bool) -> None:
+    """Every topic the worker reads and writes: role, partitions, replication,
+    cleanup policy, retention and min.insync.replicas, and how each differs from what
+    the settings expect (partitions, policy, retention of labels.feedback, replication).
+
+    Exits 0 when nothing drifts, 79 when something the worker checks is wrong.
+    """
+    settings = settings_from(ctx)
+    run(wait_for_broker(settings, on_wait=_on_wait))
+    report = run(check_topics(settings))
+    for t in report.topics:
+        if as_json:
+            row = {
+                "topic": t.name,
+                "role": t.role,
+                "partitions": t.partitions,
+                "configs": t.configs,
+                "drift": [*t.problems, *t.drift],
+            }
+            click.echo(orjson.dumps(row).decode())
+        else:
+            for line in t.describe_lines():
+                click.echo(line)
     if not report.ok:
         raise report.error(listed=True)
 
@@ -309,6 +341,9 @@ def _printable(key: bytes | None, value: bytes | None) -> bytes:
 
 cli.add_command(broker)
 cli.add_command(collect)
+cli.add_command(lag)
+cli.add_command(dlq)
+cli.add_command(config_group)
 cli.add_command(train)
 cli.add_command(learn)
 cli.add_command(demo)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+from collections.abc import Sequence
 
 from memberstream.config import DeadLetterSettings
 from memberstream.schemas.codec import DecodeFailure
@@ -51,8 +53,10 @@ def dead_letter_for(
     value: bytes | None,
     failure: DecodeFailure,
     settings: DeadLetterSettings,
+    headers: Sequence[tuple[str, bytes]] | None = None,
 ) -> DeadLetter:
-    """The DLQ record for the message at ``topic``/``partition``/``offset``."""
+    """The DLQ record for the message at ``topic``/``partition``/``offset`` (its
+    ``headers`` say whether it was itself redriven from a dead letter)."""
     failure = capped_failure(failure, settings)
     key_b64, key_cut = _kept(key, settings.max_key_bytes)
     value_b64, value_cut = _kept(value, settings.max_value_bytes)
@@ -72,7 +76,28 @@ def dead_letter_for(
         error_type=failure.error_type,  # type: ignore[arg-type]
         reason=failure.reason,
         errors=failure.errors,
+        redrive_of=redriven_from(headers),
     )
+
+
+REDRIVE_HEADER = "memberstream-redrive-of"
+"""Set on a record `memberstream dlq redrive` sends back: the dead letter's id."""
+
+
+def redriven_from(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+    """The dead-letter id in a record's redrive header, if it has one."""
+    for name, value in headers or ():
+        if name == REDRIVE_HEADER and value:
+            return bytes(value).decode("utf-8", "replace")[:200]
+    return None
+
+
+def reason_class(reason: str, width: int = 90) -> str:
+    """A dead letter's reason with its particulars (numbers, quoted values) blanked, so
+    letters that failed the same way group together."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", reason)
+    text = re.sub(r"\d+", "N", text)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def dead_letter_key(key: bytes | None, settings: DeadLetterSettings) -> bytes | None:

@@ -243,6 +243,11 @@ class DeadLetter(Output):
     errors: list[dict[str, str]] = Field(
         default_factory=list, description="one entry per failing field: field and message"
     )
+    redrive_of: str | None = Field(
+        None,
+        description="the dead letter this record was redriven from (`memberstream dlq "
+        "redrive`), when it failed again; such letters are not redriven again by default",
+    )
 
 
 class ModelUpdate(Output):

@@ -660,6 +660,54 @@ class GroupOffsets:
         return sum(max(end - done.get(tp, 0), 0) for tp, end in ends.items())
 
 
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int | None
+    """None: the group never committed on this partition."""
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return max(self.end - (self.committed or 0), 0)
+
+
+async def group_partition_lag(
+    kafka: Kafka, group_id: str, topics: list[str] | None = None
+) -> list[PartitionLag]:
+    """Per partition of ``topics`` (default: every partition the group committed on),
+    the group's committed offset and the end offset."""
+    conn = connection(kafka)
+    admin = AIOKafkaAdminClient(**conn.client_kwargs())
+    consumer = AIOKafkaConsumer(**conn.client_kwargs(), enable_auto_commit=False)
+    await _start(admin, conn)
+    try:
+        await _start(consumer, conn)
+        try:
+            tps: list[TopicPartition] | None = None
+            if topics is not None:
+                tps = [tp for t in topics for tp in await _partitions_of(consumer, t, conn)]
+            offsets = await _authorized(
+                conn,
+                f"describe consumer group {group_id} (DESCRIBE on the group, on its topics)",
+                admin.list_consumer_group_offsets(group_id, partitions=tps),
+            )
+            if tps is None:
+                tps = sorted(offsets)
+            ends = await consumer.end_offsets(tps) if tps else {}
+        finally:
+            await consumer.stop()
+    finally:
+        await admin.close()
+    out = []
+    for tp in sorted(tps, key=lambda t: (t.topic, t.partition)):
+        meta = offsets.get(tp)
+        committed = meta.offset if meta is not None and meta.offset >= 0 else None
+        out.append(PartitionLag(tp.topic, tp.partition, committed, int(ends.get(tp, 0))))
+    return out
+
+
 async def group_lag(kafka: Kafka, group_id: str, topics: list[str]) -> int:
     """Records in ``topics`` not yet committed by consumer group ``group_id``."""
     async with GroupOffsets(kafka, group_id, topics) as offsets:

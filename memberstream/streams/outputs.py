@@ -68,7 +68,16 @@ def dead_letter_of(
         message.value,
         failure,
         settings,
+        _headers(message),
     )
+
+
+def _headers(message: Message) -> list[tuple[str, bytes]]:
+    """A message's headers as (name, value) pairs, whatever form the transport gives."""
+    headers = getattr(message, "headers", None) or []
+    if isinstance(headers, dict):
+        return [(str(k), bytes(v or b"")) for k, v in headers.items()]
+    return [(str(k), bytes(v or b"")) for k, v in headers]
 
 
 class OutputSink:

@@ -207,10 +207,29 @@ class TopicState:
     cleanup_policy: str | None = None
     retention_ms: str | None = None
     problems: list[str] = field(default_factory=list)
+    configs: dict[str, str] = field(default_factory=dict)
+    """What ``topics describe`` shows: replication and the topic configs read."""
+    drift: list[str] = field(default_factory=list)
+    """Differences from the settings that do not stop a worker (e.g. replication)."""
 
     @property
     def missing(self) -> bool:
         return self.partitions is None
+
+    def describe_lines(self) -> list[str]:
+        """The ``topics describe`` entry: role, partitions, replication, configs, drift."""
+        if self.missing:
+            return [f"{self.name}  ({self.role})  MISSING"]
+        c = self.configs
+        shown = ", ".join(
+            f"{k}={c[k]}" for k in ("cleanup.policy", "retention.ms", "min.insync.replicas")
+            if k in c
+        )  # fmt: skip
+        head = (
+            f"{self.name}  ({self.role})  partitions={self.partitions} "
+            f"replication={c.get('replication', '?')}  {shown}"
+        )
+        return [head, *(f"    drift: {d}" for d in [*self.problems, *self.drift])]
 
     def line(self) -> str:
         """One line of the ``topics check`` report."""
@@ -303,19 +322,25 @@ def _roles(settings: Settings) -> dict[str, str]:
     return roles
 
 
+DESCRIBED_CONFIGS = ("cleanup.policy", "retention.ms", "min.insync.replicas", "segment.ms")
+
+
 async def _describe(
-    admin: AIOKafkaAdminClient, names: list[str]
+    admin: AIOKafkaAdminClient, names: list[str], config_names: tuple[str, ...] = DESCRIBED_CONFIGS
 ) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
-    """Partition counts of the topics among ``names`` that exist, and their configs."""
+    """Partition counts of the topics among ``names`` that exist, and their configs
+    (with ``replication`` added: the replicas of the first partition, when known)."""
     metadata = await admin.describe_topics()  # every topic: naming one could create it
-    partitions = {
-        m["topic"]: len(m["partitions"])
-        for m in metadata
-        if m["topic"] in names and m["error_code"] == 0
+    found = [m for m in metadata if m["topic"] in names and m["error_code"] == 0]
+    partitions = {m["topic"]: len(m["partitions"]) for m in found}
+    replication = {
+        m["topic"]: len(m["partitions"][0].get("replicas", ()))
+        for m in found
+        if m["partitions"] and m["partitions"][0].get("replicas")
     }
     configs: dict[str, dict[str, str]] = {}
     if partitions:
-        wanted = {"cleanup.policy": None, "retention.ms": None}
+        wanted = dict.fromkeys(config_names)
         resources = [
             ConfigResource(ConfigResourceType.TOPIC, n, dict(wanted)) for n in sorted(partitions)
         ]
@@ -326,6 +351,8 @@ async def _describe(
                     raise _config_error(name, code, resource.get("error_message"))
                 entries = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
                 configs[name] = entries
+    for name, n in replication.items():
+        configs.setdefault(name, {})["replication"] = str(n)
     return partitions, configs
 
 
@@ -372,6 +399,12 @@ async def check_topics(settings: Settings) -> TopicReport:
             continue
         state.partitions = partitions[name]
         config = configs.get(name, {})
+        state.configs = dict(config)
+        replicas = config.get("replication")
+        if replicas is not None and int(replicas) != settings.replication_factor:
+            state.drift.append(
+                f"replication {replicas}, the settings say {settings.replication_factor}"
+            )
         state.cleanup_policy = config.get("cleanup.policy")
         if name == settings.topics.feedback:
             state.retention_ms = config.get("retention.ms")

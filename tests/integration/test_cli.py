@@ -341,7 +341,8 @@ async def _topics_with(bootstrap: str, fragment: str) -> list[str]:
 def test_demo(kafka_bootstrap: str, tmp_path: Path) -> None:
     result = invoke(
         None,
-        ["demo", "--limit", "1500", "--synthetic", "2000", "--timeout", "240"],
+        # the learning cycle has tests of its own (test_model_swap.py, bench.learning)
+        ["demo", "--limit", "1500", "--synthetic", "2000", "--timeout", "240", "--no-learn"],
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         MEMBERSTREAM_DATA_DIR=str(tmp_path / "data"),
     )

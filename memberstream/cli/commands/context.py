@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tomllib
 import traceback
+from datetime import datetime
 from typing import IO, Any
 
 import click
@@ -135,3 +136,16 @@ class MemberstreamGroup(click.Group):
             if error is None:
                 raise
             raise Failure(error, exc, debug_on(ctx)) from exc
+
+
+def iso_time(value: str | None) -> datetime | None:
+    """An option's ISO-8601 time with a zone (None stays None); a usage error otherwise."""
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 time") from None
+    if t.tzinfo is None:
+        raise click.BadParameter(f"{value!r} has no timezone (add Z or +00:00)")
+    return t

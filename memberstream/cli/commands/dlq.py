@@ -4,24 +4,11 @@ it back once fixed."""
 from __future__ import annotations
 
 import base64
-from datetime import datetime
 
 import click
 import orjson
 
-from memberstream.cli.commands.context import settings_from
-
-
-def _since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 time") from None
-    if t.tzinfo is None:
-        raise click.BadParameter(f"{value!r} has no timezone (add Z or +00:00)")
-    return t
+from memberstream.cli.commands.context import iso_time, settings_from
 
 
 def _letters(ctx: click.Context, since: str | None, reason: str | None, topic: str | None):  # type: ignore[no-untyped-def]
@@ -30,7 +17,7 @@ def _letters(ctx: click.Context, since: str | None, reason: str | None, topic: s
 
     settings = settings_from(ctx)
     run(wait_for_broker(settings, on_wait=lambda m: click.echo(m, err=True)))
-    letters = run(read_dead_letters(settings, _since(since)))
+    letters = run(read_dead_letters(settings, iso_time(since)))
     if reason:
         letters = [s for s in letters if reason.lower() in s.letter.reason.lower()]
     if topic:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from memberstream.cli.commands.context import settings_from
+from memberstream.cli.commands.context import iso_time, settings_from
 
 if TYPE_CHECKING:
     from memberstream.config import Settings
@@ -24,18 +24,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def _logging(level: str = "info") -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-
-
-def _when(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 time") from None
-    if t.tzinfo is None:
-        raise click.BadParameter(f"{value!r} has no timezone (add Z or +00:00)")
-    return t
 
 
 @click.command()
@@ -212,7 +200,7 @@ def train(
     results = []
     for task in tasks:
         result = train_and_announce(
-            settings, task, since=_when(since), until=_when(until), promote=not no_promote
+            settings, task, since=iso_time(since), until=iso_time(until), promote=not no_promote
         )
         results.append(result)
     if as_json is not None:

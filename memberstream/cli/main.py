@@ -213,6 +213,30 @@ def schemas_export(directory: Path) -> None:
         click.echo(str(path))
 
 
+@schemas.command("check")
+@click.argument(
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("contracts/schemas"),
+)
+def schemas_check(directory: Path) -> None:
+    """Compare the committed schemas in DIRECTORY (default contracts/schemas) with the
+    code's; exit 1 listing each difference. After a deliberate change, export again and
+    follow the compatibility rule (README: Schemas and compatibility)."""
+    from memberstream.schemas.export import schema_drift
+
+    problems = schema_drift(directory)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise click.ClickException(
+            f"{len(problems)} schemas differ from the code; after a deliberate change run "
+            f"`memberstream schemas export {directory}` and bump the schema version if the "
+            "change is breaking"
+        )
+    click.echo(f"{directory}: every schema matches the code")
+
+
 def _events_from_file(path: Path) -> Iterator[Envelope]:
     from memberstream.schemas.codec import parse_any_event
 

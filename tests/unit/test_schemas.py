@@ -537,3 +537,45 @@ def test_deterministic_id() -> None:
     # non-string parts are fine and stable
     assert deterministic_id("profile", "m", 3, "e") == deterministic_id("profile", "m", 3, "e")
     assert deterministic_id("profile", "m", 3, "e") != deterministic_id("profile", "m", 4, "e")
+
+
+CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "schemas"
+
+
+def test_the_committed_schemas_match_the_code() -> None:
+    """The consumer contract: a schema change that is not committed (and versioned
+    by the compatibility rule) fails here."""
+    from memberstream.schemas.export import schema_drift
+
+    assert schema_drift(CONTRACTS) == []
+    ids = {orjson.loads(p.read_bytes())["$id"] for p in CONTRACTS.glob("*.schema.json")}
+    assert "urn:memberstream:schema:ClickEvent:v1" in ids
+    assert "urn:memberstream:schema:MemberProfile:v2" in ids
+
+
+def test_the_drift_check_names_a_changed_field_a_missing_file_and_a_stray_one(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    from click.testing import CliRunner
+
+    from memberstream.cli.main import cli
+    from memberstream.schemas.export import schema_drift
+
+    copy = tmp_path / "schemas"
+    shutil.copytree(CONTRACTS, copy)
+    path = copy / "ReviewEvent.schema.json"
+    schema = orjson.loads(path.read_bytes())
+    schema["properties"]["rating"]["maximum"] = 10  # someone widened ratings
+    path.write_bytes(orjson.dumps(schema))
+    (copy / "ClickEvent.schema.json").unlink()
+    (copy / "Gone.schema.json").write_text("{}")
+    assert schema_drift(copy) == [
+        "ClickEvent.schema.json: not committed",
+        "ReviewEvent.schema.json: fields rating differ from the code, still "
+        "urn:memberstream:schema:ReviewEvent:v1",
+        "Gone.schema.json: committed, but no such schema in the code",
+    ]
+    result = CliRunner().invoke(cli, ["schemas", "check", str(copy)])
+    assert result.exit_code == 1 and "3 schemas differ from the code" in result.output

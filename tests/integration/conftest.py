@@ -1,4 +1,6 @@
-"""A real Kafka for integration tests, and a fresh namespace of topics per test.
+"""A real Kafka for integration tests, and a fresh namespace of topics per test, from the
+testing kit that ships with the package (:mod:`memberstream.testing`, also a pytest
+plugin for downstream projects).
 
 Where the broker comes from, first that applies:
 1. ``KAFKA_BOOTSTRAP_SERVERS`` (any Kafka you point at);
@@ -10,28 +12,15 @@ No integration test is skipped for want of Kafka: the fixture fails instead.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from memberstream.config import Settings, TopicNames
-from memberstream.streams.kafka_io import create_topics, wait_for_kafka
+from memberstream.config import Settings
+from memberstream.testing import Namespace, kafka, new_namespace
 
 pytestmark = pytest.mark.integration
-
-
-def _docker_available() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
 
 
 async def _delete_test_topics(bootstrap: str) -> None:
@@ -53,29 +42,9 @@ _CREATED: list[str] = []  # name prefixes of the namespaces this session made
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    for bootstrap in _kafka():
+    for bootstrap in kafka():
         yield bootstrap
         asyncio.run(_delete_test_topics(bootstrap))
-
-
-def _kafka() -> Iterator[str]:
-    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if env:
-        asyncio.run(wait_for_kafka(Settings(kafka_bootstrap_servers=env), 60))
-        yield env
-        return
-    if _docker_available():
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer("confluentinc/cp-kafka:7.7.1").with_kraft() as kafka:
-            yield kafka.get_bootstrap_server()
-        return
-    from memberstream.cli.devbroker import DevBroker
-    from memberstream.config import BrokerSettings
-
-    bootstrap = DevBroker(BrokerSettings()).start()
-    asyncio.run(wait_for_kafka(Settings(kafka_bootstrap_servers=bootstrap), 60))
-    yield bootstrap
 
 
 @pytest.fixture
@@ -85,20 +54,9 @@ def namespace(kafka_bootstrap: str, tmp_path: Path) -> Settings:
 
 
 def make_namespace(bootstrap: str, tmp_path: Path, **overrides: object) -> Settings:
-    run = uuid.uuid4().hex[:10]
-    _CREATED.extend([f"memberstream-test.{run}.", f"memberstream-test-{run}-"])
-    names = {k: f"memberstream-test.{run}.{v}" for k, v in TopicNames().model_dump().items()}
-    fields: dict[str, object] = {
-        "kafka_bootstrap_servers": bootstrap,
-        "app_id": f"memberstream-test-{run}",
-        "topics": TopicNames(**names),
-        "data_dir": tmp_path / f"state-{run}",
-        "store": "memory://",
-        "partitions": 3,
-        "session_timeout_s": 6.0,  # a killed worker's partitions move on quickly
-        **overrides,
-    }
-    settings = Settings(**fields)  # type: ignore[arg-type]
-    settings.batch.commit_interval_s = 0.5
-    asyncio.run(create_topics(settings))
+    """The kit's namespace (three partitions, a 6 s session timeout, commits every
+    0.5 s), remembered so the session deletes its topics."""
+    settings = new_namespace(bootstrap, tmp_path, **overrides)
+    run = settings.app_id.removeprefix(f"{Namespace.PREFIX}-")
+    _CREATED.extend([f"{Namespace.PREFIX}.{run}.", f"{Namespace.PREFIX}-{run}-"])
     return settings

@@ -1,0 +1,229 @@
+"""A kit for integration tests against memberstream, for downstream teams and for ours.
+
+Installed with the package and registered as a pytest plugin (``pytest11`` entry
+point ``memberstream``), so a downstream project's tests get these fixtures without
+a conftest:
+
+- ``kafka_bootstrap`` (session): a real Kafka. ``KAFKA_BOOTSTRAP_SERVERS`` when set;
+  else testcontainers' Kafka module where a Docker engine answers; else the
+  development broker (Apache Kafka on the JVM, jars fetched by Maven), started if
+  needed. Never a mock; no test is skipped for want of Kafka: the fixture fails.
+- ``memberstream_namespace``: settings with topics, consumer groups and a state
+  directory of their own, topics created (deleted at the end of the session).
+- ``memberstream_worker``: ``start(settings)`` runs ``memberstream worker`` in a
+  subprocess, stopped at teardown.
+
+Helpers (plain functions, usable without pytest): :func:`produce`,
+:func:`read_until` (records of a topic until a condition holds, failing at a
+deadline rather than passing on silence), :func:`wait_processed` (the worker's group
+has committed everything), and :func:`run_offline` (the same processors in-process,
+no Kafka: the fast path for logic tests).
+
+A downstream test in ten lines::
+
+    from memberstream.schemas import LineItem, PurchaseEvent
+    from memberstream.testing import produce, read_until
+
+    def test_a_second_order_makes_a_member_silver(memberstream_namespace, memberstream_worker):
+        s = memberstream_namespace
+        memberstream_worker(s)
+        item = LineItem(product_id="p1", title="Kettle", category="home_kitchen",
+                        quantity=1, unit_price=80.0)
+        produce(s, [PurchaseEvent(event_id=f"e{d}", member_id="m1", order_id=f"o{d}",
+                                  occurred_at=f"2025-01-0{d}T10:00:00Z", total=80.0,
+                                  items=[item]) for d in (1, 2)])
+        update = read_until(s, s.topics.member_tiers, lambda r: r["member_id"] == "m1")
+        assert update["tier"] == "silver"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from memberstream.config import Settings, TopicNames
+from memberstream.schemas.events import Envelope
+from memberstream.streams.kafka_io import (
+    connection,
+    create_topics,
+    delete_topics,
+    produce_events,
+    wait_caught_up,
+    wait_for_kafka,
+)
+from memberstream.streams.worker_process import WorkerProcess
+
+__all__ = [
+    "Namespace",
+    "kafka",
+    "new_namespace",
+    "produce",
+    "read_until",
+    "run_offline",
+    "wait_processed",
+]
+
+
+def _docker_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def kafka() -> Iterator[str]:
+    """Yield a bootstrap address of a real Kafka (see the module docstring for where from)."""
+    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if env:
+        asyncio.run(wait_for_kafka(Settings(kafka_bootstrap_servers=env), 60))
+        yield env
+        return
+    if _docker_available():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("confluentinc/cp-kafka:7.7.1").with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    from memberstream.cli.devbroker import DevBroker
+    from memberstream.config import BrokerSettings
+
+    bootstrap = DevBroker(BrokerSettings()).start()
+    asyncio.run(wait_for_kafka(Settings(kafka_bootstrap_servers=bootstrap), 60))
+    yield bootstrap
+
+
+class Namespace:
+    """Creates namespaces of topics and remembers them, to delete them at the end."""
+
+    PREFIX = "memberstream-test"
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.created: list[Settings] = []
+
+    def new(self, state_dir: Path, **overrides: Any) -> Settings:
+        settings = new_namespace(self.bootstrap, state_dir, **overrides)
+        self.created.append(settings)
+        return settings
+
+    def delete_all(self) -> None:
+        for settings in self.created:
+            asyncio.run(delete_topics(settings, _all_topics(settings)))
+        self.created.clear()
+
+
+def _all_topics(settings: Settings) -> list[str]:
+    internal = ["members-changelog", "products-changelog", "__assignor-__leader"]
+    return [*settings.topics.all(), *(f"{settings.app_id}-{t}" for t in internal)]
+
+
+def new_namespace(bootstrap: str, state_dir: Path, **overrides: Any) -> Settings:
+    """Settings whose topics, groups and state are this namespace's own; topics created.
+
+    Three partitions, a 6 s session timeout (a killed worker's partitions move on
+    quickly) and commits every 0.5 s; ``overrides`` are Settings fields.
+    """
+    run = uuid.uuid4().hex[:10]
+    names = {k: f"{Namespace.PREFIX}.{run}.{v}" for k, v in TopicNames().model_dump().items()}
+    fields: dict[str, Any] = {
+        "kafka_bootstrap_servers": bootstrap,
+        "app_id": f"{Namespace.PREFIX}-{run}",
+        "topics": TopicNames(**names),
+        "data_dir": Path(state_dir) / f"state-{run}",
+        "store": "memory://",
+        "partitions": 3,
+        "session_timeout_s": 6.0,
+        **overrides,
+    }
+    settings = Settings(**fields)
+    settings.batch.commit_interval_s = 0.5
+    asyncio.run(create_topics(settings))
+    return settings
+
+
+def produce(settings: Settings, events: Iterable[Envelope]) -> int:
+    """Send events to their topics, keyed by member; the number sent (all acknowledged)."""
+    return asyncio.run(produce_events(settings, events)).sent
+
+
+def read_until(
+    settings: Settings,
+    topic: str,
+    condition: Callable[[dict], bool],
+    timeout_s: float = 60.0,
+) -> dict:
+    """The first JSON record of ``topic`` (from the beginning) for which ``condition``
+    holds; AssertionError when none has come within ``timeout_s``."""
+    return asyncio.run(_read_until(settings, topic, condition, timeout_s))
+
+
+async def _read_until(
+    settings: Settings, topic: str, condition: Callable[[dict], bool], timeout_s: float
+) -> dict:
+    from aiokafka import AIOKafkaConsumer
+
+    from memberstream.streams.kafka_io import _partitions_of, _start
+
+    conn = connection(settings)
+    consumer = AIOKafkaConsumer(**conn.client_kwargs(), enable_auto_commit=False)
+    await _start(consumer, conn)
+    seen = 0
+    try:
+        tps = await _partitions_of(consumer, topic, conn)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for rec in records:
+                    seen += 1
+                    value = orjson.loads(rec.value) if rec.value else None
+                    if isinstance(value, dict) and condition(value):
+                        return value
+    finally:
+        await consumer.stop()
+    raise AssertionError(
+        f"no record on {topic} met the condition within {timeout_s:g} s ({seen} records read)"
+    )
+
+
+def wait_processed(settings: Settings, worker: WorkerProcess, timeout_s: float = 120.0) -> None:
+    """Until the worker's group has committed every record of the topics it consumes;
+    fails at the deadline (with the worker's log) or when the worker dies."""
+
+    def check(_lag: int) -> None:
+        if not worker.running:
+            raise AssertionError(f"worker died:\n{worker.log_tail()}")
+
+    try:
+        asyncio.run(
+            wait_caught_up(
+                settings, settings.app_id, settings.topics.consumed(), timeout_s, 0.5, check
+            )
+        )
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{worker.diagnosis()}") from exc
+
+
+def run_offline(settings: Settings, events: Iterable[Envelope], with_model: bool = True) -> Any:
+    """The worker's processors on ``events`` in-process, no Kafka; the
+    :class:`~memberstream.core.offline.OfflineRun` with its outputs by topic role."""
+    from memberstream.core.offline import OfflineRun
+    from memberstream.ml.inference import stage_from_settings
+
+    stage = stage_from_settings(settings) if with_model else None
+    run = OfflineRun(settings, stage)
+    run.feed(events)
+    return run

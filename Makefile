@@ -56,8 +56,8 @@ test-unit: models
 	$(BIN)/python -m pytest -ra tests/unit tests/agent
 
 lint: setup
-	$(BIN)/ruff check memberstream tests bench
-	$(BIN)/ruff format --check memberstream tests bench
+	$(BIN)/ruff check memberstream tests bench examples
+	$(BIN)/ruff format --check memberstream tests bench examples
 	$(BIN)/lint-imports
 
 bench: broker models

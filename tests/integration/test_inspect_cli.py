@@ -123,3 +123,32 @@ def test_config_show_prints_what_the_process_resolves_and_loads_back(
     again = invoke(None, ["--config", str(path), "config", "show", "--json"])
     assert again.exit_code == 0, again.output
     assert _without_none(orjson.loads(again.stdout)) == parsed
+
+
+def test_the_example_consumer_syncs_profiles_from_the_topic(
+    namespace: Settings, tmp_path: Path
+) -> None:
+    """examples/profile_store.py reads member.profiles from the beginning: the latest
+    profile of each member is kept, an older copy read later changes nothing."""
+    import base64
+
+    import numpy as np
+
+    from examples.profile_store import ProfileStore, sync
+
+    def record(member: str, as_of: str, taste: list[float]) -> tuple[bytes, bytes]:
+        f16 = base64.b64encode(np.asarray(taste, "<f2").tobytes()).decode()
+        body = {"member_id": member, "as_of": as_of, "model_version": "enc@1", "taste_f16": f16}
+        return member.encode(), orjson.dumps(body)
+
+    records = [
+        record("m1", "2025-01-01T00:00:00Z", [1, 0]),
+        record("m2", "2025-01-01T00:00:00Z", [1, 1]),
+        record("m1", "2025-01-02T00:00:00Z", [0, 1]),
+    ]
+    asyncio.run(produce_raw(namespace, namespace.topics.member_profiles, records))
+    store = ProfileStore(tmp_path / "profiles.sqlite")
+    assert sync(store, namespace) == (3, 3)
+    assert store.get("m1")["as_of"] == "2025-01-02T00:00:00Z"  # type: ignore[index]
+    assert [n.member_id for n in store.similar("m1").neighbours] == ["m2"]
+    assert sync(store, namespace) == (3, 0)  # read again: nothing newer

@@ -1,0 +1,1 @@
+"""Example consumers of memberstream's outputs (not part of the installed package)."""

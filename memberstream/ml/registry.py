@@ -79,6 +79,7 @@ from memberstream.domain.anomaly.order_features import BEHAVIOUR_FEATURES, Order
 from memberstream.domain.taxonomy import Taxonomy
 from memberstream.errors import ModelError
 from memberstream.ml.category_heads import HEAD_FILE, load_head
+from memberstream.ml.encoder import sha256_file
 from memberstream.ml.learned_scorer import SCORER_FILE, LearnedScorer
 from memberstream.ml.sentiment import WEIGHTS_FILE, load_sentiment_head
 
@@ -151,14 +152,6 @@ class ModelVersion:
 
 
 # --- hashing and durable writes ------------------------------------------------------------
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def content_digest(file_hashes: Mapping[str, str]) -> str:
@@ -421,7 +414,7 @@ class ModelRegistry:
             path = mv.path / name
             if not path.is_file():
                 raise RegistryError(f"{mv.version}: {name} is missing from {mv.path}")
-            actual = file_sha256(path)
+            actual = sha256_file(path)
             if actual != expected:
                 raise RegistryError(
                     f"{mv.version}: {name} has sha256 {actual}, the manifest records {expected}"
@@ -830,6 +823,5 @@ __all__ = [
     "RegistryError",
     "code_version",
     "content_digest",
-    "file_sha256",
     "load_check",
 ]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from aiokafka import AIOKafkaConsumer
 
 from memberstream.config import Settings
 from memberstream.ml.category_heads import HEAD_FILE, load_head
+from memberstream.ml.encoder import sha256_file
 from memberstream.ml.inference import InferenceStage, head_version
 from memberstream.ml.sentiment import WEIGHTS_FILE, load_sentiment_head
 from memberstream.schemas.outputs import ModelUpdate
@@ -39,14 +39,6 @@ class ModelLoadError(RuntimeError):
     pass
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_announced(update: ModelUpdate, stage: InferenceStage) -> tuple[Any, str]:
     """The head an update names, checked against its checksums: (head, output label)."""
     directory = Path(update.location)
@@ -57,7 +49,7 @@ def load_announced(update: ModelUpdate, stage: InferenceStage) -> tuple[Any, str
     if not path.is_file():
         raise ModelLoadError(f"{path}: missing (is the registry readable from this worker?)")
     want = update.files.get(name)
-    got = _sha256(path)
+    got = sha256_file(path)
     if want is not None and want != got:
         raise ModelLoadError(f"{path}: sha256 {got}, the announcement says {want}")
     if update.task == "sentiment":

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import click
 
@@ -67,9 +66,9 @@ def learning_cycle(
         return
     update = announce_entry(settings, result.promotion)
     assert update is not None
-    head_label = _head_label(Path(update.location))
     click.echo(f"announced {update.version} on {settings.topics.model_updates}")
-    click.echo(f"worker: {_wait_swap(worker, head_label)}")
+    # a one-file registry version carries the head's own hash: the label outputs name
+    click.echo(f"worker: {_wait_swap(worker, update.version)}")
     asyncio.run(produce_events(settings, later))
     asyncio.run(wait_caught_up(settings, settings.app_id, settings.topics.consumed(), timeout, 1.0))
     ids = {e.event_id for e in later}
@@ -77,11 +76,3 @@ def learning_cycle(
     named = {p["model_version"] for p in profiles if p["last_event_id"] in ids}
     click.echo(f"{len(later)} later reviews scored by: {', '.join(sorted(named))}")
     click.echo(f"learning cycle took {time.monotonic() - started:.0f} s")
-
-
-def _head_label(directory: Path) -> str:
-    from memberstream.ml.sentiment import load_sentiment_head
-
-    head = load_sentiment_head(directory)
-    assert head is not None
-    return head.version

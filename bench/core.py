@@ -34,12 +34,11 @@ from bench.throughput import ROOT, run_info
 from memberstream.config import Settings
 from memberstream.core.in_memory import DictStore, MemoryItem, MemoryRecord
 from memberstream.core.ingest import IngestBatcher
-from memberstream.core.member.processor import MemberProcessor
+from memberstream.core.pipeline import member_batcher
 from memberstream.core.roles import Emit
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
 from memberstream.ml.inference import InferenceStage, load_taxonomy, stage_from_settings
 from memberstream.schemas.codec import DecodeFailure, encode
-from memberstream.schemas.events import ClickEvent, Feedback, PurchaseEvent, ReviewEvent
 
 BATCH = 500
 PARTITIONS = 4
@@ -84,20 +83,10 @@ def records(settings: Settings, stream: str, n: int) -> list[MemoryItem]:
 
 
 def batcher(settings: Settings, stage: InferenceStage | None, cache: int) -> IngestBatcher:
-    types = {
-        settings.topics.clicks: ClickEvent,
-        settings.topics.purchases: PurchaseEvent,
-        settings.topics.reviews: ReviewEvent,
-        settings.topics.feedback: Feedback,
-    }
-    model_version = None if stage is None else stage.model_version
-    learned = None
-    if stage is not None and stage.scorer is not None:
-        learned = f"{stage.scorer.version}+{stage.encoder.version}"
-    processor = MemberProcessor(settings, load_taxonomy(settings), model_version, learned)
-    return IngestBatcher(
-        DictStore(), processor, EncodingSink(), types, stage, state_cache_bytes=cache
-    )
+    """The worker's member batcher (the processing core's factory) over a dict."""
+    settings = settings.model_copy(deep=True)
+    settings.batch.state_cache_mb = cache / 2**20
+    return member_batcher(settings, DictStore(), EncodingSink(), stage, load_taxonomy(settings))
 
 
 def run_once(

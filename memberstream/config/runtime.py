@@ -42,6 +42,15 @@ class TopicNames(BaseModel):
         """Every topic the worker's consumer group reads: a caught-up group is done."""
         return [*self.ingest(), self.product_reviews]
 
+    def for_event(self, event_type: str) -> str:
+        """The input topic of an event of ``event_type`` (its ``type`` field)."""
+        return {
+            "click": self.clicks,
+            "purchase": self.purchases,
+            "review": self.reviews,
+            "feedback": self.feedback,
+        }[event_type]
+
     def compacted(self) -> set[str]:
         return {self.member_profiles, self.product_review_summaries, self.model_updates}
 

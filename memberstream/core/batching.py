@@ -12,7 +12,7 @@ so the changelog partition is right). Outputs go to an :class:`OutputPort`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Generic, Protocol, TypeVar
 
 from memberstream.core.roles import Emit
@@ -75,3 +75,31 @@ class Touched(Generic[S]):
     state: S
     event: Delivered
     changed: bool
+
+
+@dataclass
+class BatchStats:
+    """What one batch did (either batcher), and running totals of many (:meth:`add`).
+
+    The member batcher counts ``records`` and the member fields; the product batcher
+    counts ``product_records`` and the product fields; both count dead letters,
+    duplicates and flags.
+    """
+
+    records: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    tier_changes: int = 0
+    interest_changes: int = 0
+    flags: int = 0
+    flags_suppressed: int = 0
+    feedback: int = 0
+    texts: int = 0
+    product_records: int = 0
+    reviews: int = 0
+    summaries: int = 0
+
+    def add(self, other: BatchStats) -> None:
+        for f in fields(BatchStats):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))

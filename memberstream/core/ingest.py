@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from memberstream.core import failpoints
-from memberstream.core.batching import Delivered, OutputPort, StateStore, Touched
+from memberstream.core.batching import BatchStats, Delivered, OutputPort, StateStore, Touched
 from memberstream.core.member.processor import MemberProcessor
 from memberstream.core.member_state import MemberState
 from memberstream.core.positions import Position
@@ -34,20 +33,6 @@ from memberstream.schemas.codec import DecodeFailure, decode_event
 from memberstream.schemas.events import Envelope, Feedback, PurchaseEvent
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BatchStats:
-    records: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    dead_letters: int = 0
-    tier_changes: int = 0
-    interest_changes: int = 0
-    flags: int = 0
-    flags_suppressed: int = 0
-    feedback: int = 0
-    texts: int = 0
 
 
 class IngestBatcher:

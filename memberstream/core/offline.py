@@ -1,30 +1,53 @@
 """The worker's logic without Kafka: events in, every output out, in one process.
 
-Applies each event in the order given through the same processors the agents
-use (member state, then the product agent for reviews), scoring texts with the
-inference stage on the calling thread and orders with the learned scorer one
-at a time (both are batch-independent, so the results equal the worker's).
-Used to compute what a worker must produce (tests), to evaluate detectors
-quickly (``bench.anomalies --offline``), and to tune thresholds.
+Drives the processing core (:class:`~memberstream.core.pipeline.ChainedBatches`, the
+same batchers the worker's agents run) over records held in memory: events are
+encoded as the platform would produce them, given positions in one partition per
+topic, and processed in batches of ``batch.max_batch`` in the order given. Text and
+order scores are pure functions of their inputs, so the outputs equal a worker's
+for the same per-member order. Used to compute what a worker must produce (tests),
+to evaluate detectors quickly (``bench.anomalies --offline``), and to tune
+thresholds.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from memberstream.config import Settings
+from memberstream.core.batching import BatchStats, Record
+from memberstream.core.in_memory import DictStore, MemoryItem, MemoryRecord
 from memberstream.core.member.processor import MemberProcessor
 from memberstream.core.member_state import MemberState
+from memberstream.core.pipeline import ChainedBatches
 from memberstream.core.product_processor import ProductProcessor, ProductState
 from memberstream.core.roles import Emit, OutputRole
-from memberstream.core.summaries import build_summarizer, summary_version
-from memberstream.ml.inference import InferenceStage
-from memberstream.schemas.events import Envelope, Feedback, PurchaseEvent
+from memberstream.schemas.codec import DecodeFailure, encode
+from memberstream.schemas.events import Envelope
+
+
+class CollectingPort:
+    """An output port that keeps what it is sent: payloads by role, as a consumer would
+    decode them, and dead letters with their records."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[OutputRole, list[dict[str, Any]]] = defaultdict(list)
+        self.dead_letters: list[tuple[Record, DecodeFailure]] = []
+
+    async def emit(self, emit: Emit) -> None:
+        self.outputs[emit.role].append(orjson.loads(orjson.dumps(emit.payload)))
+
+    async def dead_letter(self, message: Record, failure: DecodeFailure) -> None:
+        self.dead_letters.append((message, failure))
+
+    async def drain(self) -> None:
+        return None
 
 
 @dataclass
@@ -32,71 +55,77 @@ class OfflineRun:
     """Holds member and product state across :meth:`feed` calls."""
 
     settings: Settings
-    stage: InferenceStage | None = None
-    members: dict[str, MemberState] = field(default_factory=dict)
-    products: dict[str, ProductState] = field(default_factory=dict)
-    outputs: dict[OutputRole, list[dict[str, Any]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    """Topic role -> payloads, in the order produced (profiles: see :meth:`profiles`)."""
+    stage: Any = None
+    """The :class:`~memberstream.ml.inference.InferenceStage` (None: no text model)."""
+    stats: BatchStats = field(default_factory=BatchStats)
+    _offsets: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        stage = self.stage
-        learned = None
-        if stage is not None and stage.scorer is not None:
-            learned = f"{stage.scorer.version}+{stage.encoder.version}"
-        self.processor = MemberProcessor(
-            self.settings, None, None if stage is None else stage.model_version, learned
+        self.port = CollectingPort()
+        self.member_store = DictStore()
+        self.product_store = DictStore()
+        self.chain = ChainedBatches(
+            self.settings, self.port, self.member_store, self.product_store, self.stage
         )
-        self.product_processor = ProductProcessor(self.settings)
-        self.summarizer = build_summarizer(self.settings, stage)
+
+    @property
+    def outputs(self) -> dict[OutputRole, list[dict[str, Any]]]:
+        """Topic role -> payloads, in the order produced (profiles: see :meth:`profiles`)."""
+        return self.port.outputs
+
+    @property
+    def dead_letters(self) -> list[tuple[Record, DecodeFailure]]:
+        return self.port.dead_letters
+
+    @property
+    def processor(self) -> MemberProcessor:
+        return self.chain.member.processor
+
+    @property
+    def product_processor(self) -> ProductProcessor:
+        return self.chain.product.processor
+
+    @property
+    def members(self) -> dict[str, MemberState]:
+        """Each member's current state (decoded afresh on every access)."""
+        load = self.processor.load
+        return {key.decode(): load(raw) for key, raw in self.member_store.items() if key}
+
+    @property
+    def products(self) -> dict[str, ProductState]:
+        load = self.product_processor.load
+        out = {}
+        for key, raw in self.product_store.items():
+            state = load(raw)
+            if key and state is not None:
+                out[key.decode()] = state
+        return out
 
     def feed(self, events: Iterable[Envelope]) -> None:
+        """Process ``events`` in order, in batches of ``batch.max_batch``."""
+        size = self.settings.batch.max_batch
+        batch: list[MemoryItem] = []
         for event in events:
-            self.apply(event)
+            batch.append(self._item(event))
+            if len(batch) >= size:
+                self._process(batch)
+                batch = []
+        if batch:
+            self._process(batch)
 
     def apply(self, event: Envelope) -> None:
-        if isinstance(event, Feedback) and event.product_id is not None:
-            record = {"type": "feedback", **event.model_dump(mode="json")}
-            self._product(record)
-            return
-        scores = None
-        if self.stage is not None:
-            scores = self.stage.score_now(self.processor.texts(event))
-        applied = self.processor.apply(self.members.get(event.member_id), event, scores)
-        self.members[event.member_id] = applied.state
-        emits = list(applied.emits)
-        if applied.order is not None and self.stage is not None and self.stage.scorer is not None:
-            (result,) = self.stage.scorer.score([applied.order])
-            assert isinstance(event, PurchaseEvent)
-            flag = self.processor.learned_flag(applied.state, event, result)
-            if flag is not None:
-                emits.append(flag)
-        for emit in emits:
-            self._route(emit)
+        """One event, in a batch of its own."""
+        self._process([self._item(event)])
 
-    def _route(self, emit: Emit) -> None:
-        payload = orjson.loads(orjson.dumps(emit.payload))  # as a consumer would see it
-        if emit.role is OutputRole.PRODUCT_REVIEWS:
-            self._product(payload)
-        else:
-            self.outputs[emit.role].append(payload)
+    def _item(self, event: Envelope) -> MemoryItem:
+        topic = self.settings.topics.for_event(event.type)  # type: ignore[attr-defined]
+        offset = self._offsets.get(topic, 0)
+        self._offsets[topic] = offset + 1
+        record = MemoryRecord(topic, 0, offset, event.member_id.encode("utf-8"), encode(event))
+        return MemoryItem(record)
 
-    def _product(self, record: dict[str, Any]) -> None:
-        pid = record["product_id"]
-        applied = self.product_processor.apply(self.products.get(pid), record)
-        self.products[pid] = applied.state
-        emits = list(applied.emits)
-        request = applied.summary
-        if request is not None and self.summarizer is not None:
-            summary = self.summarizer.summarize(request.reviews)
-            emits.append(
-                self.product_processor.summary_emit(
-                    applied.state, request, summary, summary_version(self.summarizer, self.stage)
-                )
-            )
-        for emit in emits:
-            self._route(emit)
+    def _process(self, batch: Sequence[MemoryItem]) -> None:
+        self.stats.add(asyncio.run(self.chain.process(batch)))
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         """Each member's latest profile (what the compacted topic converges to)."""

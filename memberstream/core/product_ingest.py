@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from memberstream.core import failpoints
-from memberstream.core.batching import Delivered, OutputPort, StateStore, Touched
+from memberstream.core.batching import BatchStats, Delivered, OutputPort, StateStore, Touched
 from memberstream.core.product_processor import (
     BadProductRecord,
     ProductProcessor,
@@ -26,17 +25,6 @@ from memberstream.ml.inference import InferenceStage
 from memberstream.schemas.codec import DecodeFailure
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ProductBatchStats:
-    records: int = 0
-    reviews: int = 0
-    duplicates: int = 0
-    dead_letters: int = 0
-    flags: int = 0
-    flags_suppressed: int = 0
-    summaries: int = 0
 
 
 class ProductBatcher:
@@ -56,8 +44,8 @@ class ProductBatcher:
         self.stage = stage
         self.summarizer = summarizer if stage is not None else None
 
-    async def process(self, events: Sequence[Delivered]) -> ProductBatchStats:
-        stats = ProductBatchStats(records=len(events))
+    async def process(self, events: Sequence[Delivered]) -> BatchStats:
+        stats = BatchStats(product_records=len(events))
         touched: dict[bytes, Touched[ProductState]] = {}
         due: list[tuple[bytes, SummaryRequest]] = []  # in the order they fell due
         for ev in events:
@@ -77,7 +65,7 @@ class ProductBatcher:
         self,
         due: list[tuple[bytes, SummaryRequest]],
         touched: dict[bytes, Touched[ProductState]],
-        stats: ProductBatchStats,
+        stats: BatchStats,
     ) -> None:
         """The summaries that fell due in the batch, in one call on the stage's thread."""
         assert self.stage is not None and self.summarizer is not None
@@ -96,7 +84,7 @@ class ProductBatcher:
         self,
         ev: Delivered,
         touched: dict[bytes, Touched[ProductState]],
-        stats: ProductBatchStats,
+        stats: BatchStats,
         due: list[tuple[bytes, SummaryRequest]],
     ) -> None:
         msg = ev.message

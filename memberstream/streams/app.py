@@ -17,20 +17,10 @@ import faust
 from faust.types import StreamT, TableT, TopicT
 
 from memberstream.config import Settings
-from memberstream.core.ingest import BatchStats, IngestBatcher
-from memberstream.core.member.processor import MemberProcessor
-from memberstream.core.product_ingest import ProductBatcher, ProductBatchStats
-from memberstream.core.product_processor import ProductProcessor
-from memberstream.core.summaries import build_summarizer
+from memberstream.core.batching import BatchStats
+from memberstream.core.pipeline import member_batcher, product_batcher
 from memberstream.errors import EX_SOFTWARE
 from memberstream.ml.inference import InferenceStage, load_taxonomy, stage_from_settings
-from memberstream.schemas.events import (
-    ClickEvent,
-    Envelope,
-    Feedback,
-    PurchaseEvent,
-    ReviewEvent,
-)
 from memberstream.streams.commit_watchdog import CommitWatchdog
 from memberstream.streams.faust_batches import TableStore, held_acks
 from memberstream.streams.kafka_io import committed_offset, first_offset_at
@@ -42,45 +32,23 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Progress:
-    """Running totals, logged periodically by the worker."""
+class Progress(BatchStats):
+    """Running totals of both agents' batches, logged periodically by the worker."""
 
-    records: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    dead_letters: int = 0
-    tier_changes: int = 0
-    interest_changes: int = 0
-    flags: int = 0
-    flags_suppressed: int = 0
-    product_records: int = 0
-    summaries: int = 0
-    texts: int = 0
     batches: int = 0
+    """Member batches (the product agent's are counted in its own fields)."""
     started: float = field(default_factory=time.monotonic)
     last_batch_at: float = field(default_factory=time.monotonic)
     busy: int = 0
     """Agents in the middle of a batch."""
 
-    def add(self, stats: BatchStats) -> None:
-        self.records += stats.records
-        self.accepted += stats.accepted
-        self.duplicates += stats.duplicates
-        self.dead_letters += stats.dead_letters
-        self.tier_changes += stats.tier_changes
-        self.interest_changes += stats.interest_changes
-        self.flags += stats.flags
-        self.flags_suppressed += stats.flags_suppressed
-        self.texts += stats.texts
+    def member_batch(self, stats: BatchStats) -> None:
+        self.add(stats)
         self.batches += 1
         self.last_batch_at = time.monotonic()
 
-    def add_products(self, stats: ProductBatchStats) -> None:
-        self.product_records += stats.records
-        self.dead_letters += stats.dead_letters
-        self.flags += stats.flags
-        self.flags_suppressed += stats.flags_suppressed
-        self.summaries += stats.summaries
+    def product_batch(self, stats: BatchStats) -> None:
+        self.add(stats)
         self.last_batch_at = time.monotonic()
 
 
@@ -178,10 +146,6 @@ def build_app(
     taxonomy = load_taxonomy(settings)
     if isinstance(stage, _FromSettings):
         stage = stage_from_settings(settings, taxonomy)
-    model_version = None if stage is None else stage.model_version
-    learned_version = None
-    if stage is not None and stage.scorer is not None:
-        learned_version = f"{stage.scorer.version}+{stage.encoder.version}"
     app = make_faust_app(settings)
     topics = settings.topics
     watcher = None
@@ -192,12 +156,6 @@ def build_app(
         async def watch_model_updates() -> None:
             await watcher.run()
 
-    event_types: dict[str, type[Envelope]] = {
-        topics.clicks: ClickEvent,
-        topics.purchases: PurchaseEvent,
-        topics.reviews: ReviewEvent,
-        topics.feedback: Feedback,
-    }
     inputs = raw_inputs(app, settings)
     members = _bytes_table(
         app,
@@ -265,29 +223,17 @@ def build_app(
 
     @app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: StreamT) -> None:
-        processor = MemberProcessor(settings, taxonomy, model_version, learned_version)
-        if stage is not None:
-            stage.on_swap(lambda swapped: processor.set_model_version(swapped.model_version))
-        batcher = IngestBatcher(
-            TableStore(members),
-            processor,
-            sink_factory(app, settings),
-            event_types,
-            stage,
-            state_cache_bytes=int(settings.batch.state_cache_mb * 2**20),
+        batcher = member_batcher(
+            settings, TableStore(members), sink_factory(app, settings), stage, taxonomy
         )
-        await run_batches(stream, batcher.process, progress.add)
+        await run_batches(stream, batcher.process, progress.member_batch)
 
     @app.agent(_raw_topic(app, settings, topics.product_reviews), name="products", concurrency=1)
     async def product_agent(stream: StreamT) -> None:
-        batcher = ProductBatcher(
-            TableStore(products),
-            ProductProcessor(settings),
-            sink_factory(app, settings),
-            stage,
-            build_summarizer(settings, stage),
+        batcher = product_batcher(
+            settings, TableStore(products), sink_factory(app, settings), stage
         )
-        await run_batches(stream, batcher.process, progress.add_products)
+        await run_batches(stream, batcher.process, progress.product_batch)
 
     @app.timer(interval=10.0)
     async def report_progress() -> None:

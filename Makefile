@@ -13,7 +13,7 @@ MODEL  ?= $(MODELS)/use-multilingual-v3
 
 .PHONY: setup models demo test test-unit broker broker-stop lint bench bench-interest \
 	bench-anomalies bench-summaries bench-memory bench-scaleout bench-core bench-encoders \
-	bench-sentiment bench-copycat bench-learning bench-lora clean
+	bench-sentiment bench-copycat bench-learning bench-lora bench-replay clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -93,6 +93,10 @@ bench-copycat: models
 # One learning cycle on the real labeled reviews through Kafka: before/after, learning curve.
 bench-learning: broker models
 	$(BIN)/python -m bench.learning
+
+# A day of the demo's traffic replayed into namespaces: timing, determinism, resume, diff.
+bench-replay: broker models
+	$(BIN)/python -m bench.replay
 
 # LoRA on all-MiniLM-L6-v2 against its frozen-encoder head (English reviews, CPU).
 bench-lora: models

@@ -33,6 +33,7 @@ from memberstream.cli.commands.inspect import config_group, lag
 from memberstream.cli.commands.learning import collect, learn, train
 from memberstream.cli.commands.models import models
 from memberstream.cli.commands.registry_cli import COMMANDS as REGISTRY_COMMANDS
+from memberstream.cli.commands.replay import replay
 from memberstream.cli.commands.textbatch import score, summarize
 from memberstream.errors import EX_SOFTWARE, TopicsNotReady
 from memberstream.schemas.events import Envelope
@@ -367,6 +368,7 @@ cli.add_command(broker)
 cli.add_command(collect)
 cli.add_command(lag)
 cli.add_command(dlq)
+cli.add_command(replay)
 cli.add_command(config_group)
 cli.add_command(train)
 cli.add_command(learn)

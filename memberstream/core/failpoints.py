@@ -16,6 +16,11 @@ And in the sample collector's flush:
 
 ``shard_written``   a shard file renamed into place, the flush's commit record not yet
 ``flush_recorded``  the commit record written, the Kafka offsets not yet committed
+
+And in a replay's batch (``memberstream replay --into``):
+
+``replay_outputs``    outputs acknowledged, state and progress not yet committed
+``replay_committed``  state and progress committed, the group's offsets not yet
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ POINTS = (
     "state_written",
     "shard_written",
     "flush_recorded",
+    "replay_outputs",
+    "replay_committed",
 )
 
 

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeVar
 
@@ -294,12 +294,7 @@ async def _authorized(kafka: Kafka, action: str, step: Awaitable[T]) -> T:
 
 def topic_for(event: Envelope, settings: Settings) -> str:
     """The input topic an event belongs on, from its type."""
-    return {
-        "click": settings.topics.clicks,
-        "purchase": settings.topics.purchases,
-        "review": settings.topics.reviews,
-        "feedback": settings.topics.feedback,
-    }[event.type]  # type: ignore[attr-defined]
+    return settings.topics.for_event(event.type)  # type: ignore[attr-defined]
 
 
 async def wait_for_kafka(kafka: Kafka, timeout_s: float = 30.0) -> None:
@@ -331,9 +326,10 @@ async def wait_for_kafka(kafka: Kafka, timeout_s: float = 30.0) -> None:
     )
 
 
-async def create_topics(settings: Settings) -> dict[str, str]:
-    """Create every memberstream topic; compacted ones get cleanup.policy=compact, and
-    labels.feedback keeps its records forever (the learning loop's labels).
+async def create_topics(settings: Settings, only: Sequence[str] | None = None) -> dict[str, str]:
+    """Create every memberstream topic (or those of them in ``only``); compacted ones get
+    cleanup.policy=compact, and labels.feedback keeps its records forever (the learning
+    loop's labels).
 
     Returns topic → "created" | "exists".
     """
@@ -346,6 +342,8 @@ async def create_topics(settings: Settings) -> dict[str, str]:
         existing = set(await admin.list_topics())
         compacted = settings.topics.compacted()
         for name in settings.topics.all():
+            if only is not None and name not in only:
+                continue
             if name in existing:
                 result[name] = "exists"
                 continue

@@ -28,7 +28,7 @@ from memberstream.ml.inference import InferenceStage, head_version
 from memberstream.ml.sentiment import WEIGHTS_FILE, load_sentiment_head
 from memberstream.schemas.outputs import ModelUpdate
 from memberstream.streams.kafka_io import _partitions_of, _start, connection
-from memberstream.streams.model_updates import parse_update
+from memberstream.streams.model_updates import latest_updates, parse_update
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,13 @@ class ModelWatcher:
             update.action,
         )
         self.stage.offer(update.task, head, label)
+
+    async def apply_current(self) -> None:
+        """Apply the newest announced version of each task now on the topic (a replay: the
+        versions a worker starting now would run), without following the topic."""
+        for update in (await latest_updates(self.settings)).values():
+            if update.task in SWAPPABLE:
+                await self._apply(update)
 
     async def run(self) -> None:
         conn = connection(self.settings)

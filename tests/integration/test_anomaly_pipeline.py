@@ -29,9 +29,10 @@ from memberstream.schemas.events import Envelope, Feedback
 from memberstream.schemas.outputs import AnomalyFlag
 from memberstream.streams.kafka_io import group_lag, read_json
 from memberstream.streams.worker_process import WorkerProcess
+from memberstream.testing import produce_records, raw_records, run_until_processed, wait_processed
 
 from .conftest import make_namespace
-from .harness import produce, raw_records, reference_stage, run_to_completion, wait_done
+from .harness import reference_stage
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +80,7 @@ def test_injected_anomalies_are_flagged_once_across_a_kill_and_a_replay(
 ) -> None:
     events, labels = anomalous_stream()
     settings = make_namespace(kafka_bootstrap, tmp_path / "run0", store="rocksdb://")
-    produce(settings, raw_records(settings, events))
+    produce_records(settings, raw_records(settings, events))
 
     # SIGKILL well into the stream: the worker kills itself once it has written the state
     # of its 6th batch (of about 15 with the product agent's), before that batch's offsets
@@ -96,7 +97,7 @@ def test_injected_anomalies_are_flagged_once_across_a_kill_and_a_replay(
     assert 0 < lag < len(events), f"killed at lag {lag} of {len(events)}: not mid-stream"
     restarted = WorkerProcess(settings, tmp_path / "worker-2.log").start()
     try:
-        wait_done(settings, restarted)
+        wait_processed(settings, restarted, 180)
     finally:
         restarted.stop()
 
@@ -120,8 +121,8 @@ def test_injected_anomalies_are_flagged_once_across_a_kill_and_a_replay(
 
     # replay into fresh topics and a fresh consumer group: the same flag ids
     replay = make_namespace(kafka_bootstrap, tmp_path / "run1")
-    produce(replay, raw_records(replay, events))
-    run_to_completion(replay, tmp_path / "worker-3.log")
+    produce_records(replay, raw_records(replay, events))
+    run_until_processed(replay, tmp_path / "worker-3.log")
     again = by_id(flag_records(replay))
     assert set(again) == set(got)
     assert member_flags(again) == member_flags(got)
@@ -131,8 +132,8 @@ def test_rejected_flags_are_not_raised_again_and_normal_traffic_stays_under_budg
     namespace: Settings, tmp_path: Path
 ) -> None:
     events, _ = anomalous_stream(seed=6)
-    produce(namespace, raw_records(namespace, events))
-    run_to_completion(namespace, tmp_path / "worker-1.log")
+    produce_records(namespace, raw_records(namespace, events))
+    run_until_processed(namespace, tmp_path / "worker-1.log")
     first = by_id(flag_records(namespace))
     member = next(f for f in first.values() if f["subject"] == "member")
     product = next(f for f in first.values() if f["subject"] == "product")
@@ -157,8 +158,8 @@ def test_rejected_flags_are_not_raised_again_and_normal_traffic_stays_under_budg
         )
         for f in fb
     ]
-    produce(namespace, records)
-    run_to_completion(namespace, tmp_path / "worker-2.log")
+    produce_records(namespace, records)
+    run_until_processed(namespace, tmp_path / "worker-2.log")
     before = Counter(f["flag_id"] for f in flag_records(namespace))
     assert before == Counter(first.keys())  # a verdict raises nothing
     # every event that raised a flag produced again (its cause and its evidence):
@@ -169,8 +170,8 @@ def test_rejected_flags_are_not_raised_again_and_normal_traffic_stays_under_budg
     flagged = {e for f in first.values() for e in [f["cause_event_id"], *f["evidence"]]}
     again = [e for e in events if e.event_id in flagged]
     assert member["cause_event_id"] in flagged and product["cause_event_id"] in flagged
-    produce(namespace, raw_records(namespace, again))
-    run_to_completion(namespace, tmp_path / "worker-3.log")
+    produce_records(namespace, raw_records(namespace, again))
+    run_until_processed(namespace, tmp_path / "worker-3.log")
     after = Counter(f["flag_id"] for f in flag_records(namespace))
     assert set(after) == set(before)
     assert after[member["flag_id"]] == before[member["flag_id"]] == 1
@@ -179,7 +180,7 @@ def test_rejected_flags_are_not_raised_again_and_normal_traffic_stays_under_budg
     # normal traffic alone, through the same worker settings: under the flag budget
     normal = list(SyntheticWorkload(WorkloadConfig(seed=8, members=300, days=20)).events())
     quiet = make_namespace(namespace.kafka_bootstrap_servers, tmp_path / "quiet")
-    produce(quiet, raw_records(quiet, normal))
-    run_to_completion(quiet, tmp_path / "worker-4.log")
+    produce_records(quiet, raw_records(quiet, normal))
+    run_until_processed(quiet, tmp_path / "worker-4.log")
     budget = quiet.anomaly.flag_budget_per_10k_events * len(normal) / 10_000
     assert len(by_id(flag_records(quiet))) < budget

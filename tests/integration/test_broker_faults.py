@@ -23,10 +23,11 @@ from memberstream.cli.devbroker import DevBroker
 from memberstream.config import Settings
 from memberstream.streams.kafka_io import delete_topics, group_lag
 from memberstream.streams.worker_process import WorkerProcess
+from memberstream.testing import produce_records, raw_records, read_outputs, wait_processed
 
 from .brokers import throwaway_broker
 from .conftest import make_namespace
-from .harness import assert_same_profiles, collect, expected, produce, raw_records, wait_done
+from .harness import assert_same_profiles, expected
 from .test_pipeline import workload
 
 pytestmark = [
@@ -71,7 +72,7 @@ def test_a_30_second_outage_loses_nothing_doubles_nothing_and_logs_little(
         _bootstrap(own_broker), tmp_path, store="rocksdb://", batch={"send_timeout_s": 120}
     )
     events = workload(6000, seed=17)
-    produce(settings, raw_records(settings, events))
+    produce_records(settings, raw_records(settings, events))
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         deadline = time.monotonic() + 120
@@ -86,11 +87,11 @@ def test_a_30_second_outage_loses_nothing_doubles_nothing_and_logs_little(
         time.sleep(OUTAGE_S)
         assert worker.running, f"the worker died in the outage:\n{worker.log_tail()}"
         own_broker.start()
-        wait_done(settings, worker, 240)
+        wait_processed(settings, worker, 240)
     finally:
         worker.stop()
 
-    out = collect(settings)
+    out = read_outputs(settings)
     want = expected(settings, events)
     assert out.dead_letters == []
     assert out.tier_updates == want.tier_updates  # none lost, none different
@@ -103,12 +104,12 @@ def worker_past_a_deleted_topic(settings: Settings, tmp_path: Path) -> WorkerPro
     """A worker that caught up, then met new events after member.profiles was deleted
     (the broker does not re-create it)."""
     events = workload(400, seed=19)
-    produce(settings, raw_records(settings, events[:200]))
+    produce_records(settings, raw_records(settings, events[:200]))
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
-        wait_done(settings, worker, 120)
+        wait_processed(settings, worker, 120)
         asyncio.run(delete_topics(settings, [settings.topics.member_profiles]))
-        produce(settings, raw_records(settings, events[200:]))
+        produce_records(settings, raw_records(settings, events[200:]))
     except BaseException:
         worker.kill()
         raise

@@ -36,9 +36,9 @@ from memberstream.schemas.events import ClickEvent, Envelope, Feedback, Purchase
 from memberstream.streams.collector_runner import collector_group
 from memberstream.streams.kafka_io import GroupOffsets
 from memberstream.streams.worker_process import WorkerProcess
+from memberstream.testing import RawRecord, produce_records, raw_records
 
 from .conftest import make_namespace
-from .harness import Raw, produce, raw_records
 
 pytestmark = pytest.mark.integration
 
@@ -171,11 +171,11 @@ def expected_workload() -> Expected:
     return w
 
 
-def records(settings: Settings, w: Expected) -> list[Raw]:
+def records(settings: Settings, w: Expected) -> list[RawRecord]:
     """The workload's records (each topic in production order), then two records the
     collector must count and skip."""
     good = raw_records(settings, w.events)
-    bad: list[Raw] = [
+    bad: list[RawRecord] = [
         (settings.topics.reviews, b"x", b"\xff\xfe not json"),
         (settings.topics.reviews, b"x", b'{"event_id": "bad", "rating": "5"}'),
     ]
@@ -284,7 +284,7 @@ def test_clean_run_writes_every_sample_once(kafka_bootstrap: str, tmp_path: Path
     """`collect --until-caught-up` exits 0 with exactly the samples the rules give."""
     settings = namespace(kafka_bootstrap, tmp_path)
     w = expected_workload()
-    produce(settings, records(settings, w))
+    produce_records(settings, records(settings, w))
     started = time.monotonic()
     proc, duplicates = run_clean(settings, tmp_path / "collect.log")
     took = time.monotonic() - started
@@ -305,7 +305,7 @@ def test_crash_at_a_flush_point_loses_nothing_and_writes_nothing_twice(
     commit record (before the Kafka commit): the rerun resumes where the store ends."""
     settings = namespace(kafka_bootstrap, tmp_path)
     w = expected_workload()
-    produce(settings, records(settings, w))
+    produce_records(settings, records(settings, w))
 
     crashed = start_collect(settings, tmp_path / "collect-1.log", failpoints=failpoint)
     rc = wait_exit(crashed)
@@ -349,7 +349,7 @@ def test_sigkill_from_outside_mid_stream_loses_nothing_and_writes_nothing_twice(
     """A SIGKILL at no chosen point, after some flushes, before the group caught up."""
     settings = namespace(kafka_bootstrap, tmp_path)
     w = expected_workload()
-    produce(settings, records(settings, w))
+    produce_records(settings, records(settings, w))
 
     flushes = random.randint(1, 3)  # a random moment, printed to replay a failure
     first = start_collect(settings, tmp_path / "collect-1.log", until_caught_up=False)

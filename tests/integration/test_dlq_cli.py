@@ -11,8 +11,8 @@ import pytest
 
 from memberstream.config import Settings
 from memberstream.streams.kafka_io import produce_raw, read_json
+from memberstream.testing import run_until_processed
 
-from .harness import run_to_completion
 from .test_cli import invoke, json_lines
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def test_list_show_and_a_redrive_that_neither_repeats_nor_loops(
     namespace: Settings, tmp_path: Path
 ) -> None:
     asyncio.run(produce_raw(namespace, namespace.topics.clicks, BAD))
-    run_to_completion(namespace, tmp_path / "worker-1.log")
+    run_until_processed(namespace, tmp_path / "worker-1.log")
     first = letters(namespace)
     assert len(first) == 3 and all(d["redrive_of"] is None for d in first)
 
@@ -57,7 +57,7 @@ def test_list_show_and_a_redrive_that_neither_repeats_nor_loops(
     assert redrive(namespace).startswith("sent 3;")
     assert redrive(namespace).startswith("sent 0; already sent before 3;")  # idempotent
 
-    run_to_completion(namespace, tmp_path / "worker-2.log")  # the same bytes fail again
+    run_until_processed(namespace, tmp_path / "worker-2.log")  # the same bytes fail again
     every = letters(namespace)
     second = [d for d in every if d["redrive_of"] is not None]
     assert len(every) == 6 and len(second) == 3

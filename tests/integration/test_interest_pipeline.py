@@ -16,16 +16,9 @@ from memberstream.ml.encoder import TextEncoder
 from memberstream.schemas.events import ClickEvent, Envelope, LineItem, PurchaseEvent
 from memberstream.schemas.outputs import InterestTierUpdate, MemberProfile
 from memberstream.streams.kafka_io import iter_topic
+from memberstream.testing import produce_records, raw_records, read_outputs, run_until_processed
 
-from .harness import (
-    assert_same_profiles,
-    collect,
-    expected,
-    produce,
-    raw_records,
-    reference_stage,
-    run_to_completion,
-)
+from .harness import assert_same_profiles, expected, reference_stage
 
 pytestmark = pytest.mark.integration
 
@@ -111,9 +104,9 @@ def test_a_shift_of_interest_moves_tiers_and_recommenders_read_latest_profiles(
     namespace: Settings, tmp_path: Path
 ) -> None:
     events = shifting_member() + background(1200)
-    produce(namespace, raw_records(namespace, events))
-    run_to_completion(namespace, tmp_path / "worker.log")
-    out = collect(namespace)
+    produce_records(namespace, raw_records(namespace, events))
+    run_until_processed(namespace, tmp_path / "worker.log")
+    out = read_outputs(namespace)
     want = expected(namespace, events)
     stage = reference_stage(namespace)
     assert stage is not None

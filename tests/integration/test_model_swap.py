@@ -21,9 +21,9 @@ from memberstream.ml.sentiment import SentimentHead, load_sentiment_head
 from memberstream.schemas.events import ReviewEvent
 from memberstream.streams.kafka_io import read_json
 from memberstream.streams.worker_process import WorkerProcess, settings_env
+from memberstream.testing import produce_records, raw_records, wait_processed
 
 from .conftest import make_namespace
-from .harness import produce, raw_records, wait_done
 
 pytestmark = pytest.mark.integration
 
@@ -120,20 +120,20 @@ def test_promotion_swaps_between_batches_and_rollback_restores(
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
         first = reviews(1, 40, t0)
-        produce(settings, raw_records(settings, first))
-        wait_done(settings, worker)
+        produce_records(settings, raw_records(settings, first))
+        wait_processed(settings, worker, 180)
         out = cli_run(settings, ["models", "promote", "sentiment", v_alt.version])
         assert "announced" in out
         _wait_for_log(worker, "-> ", contains=alt_version, timeout_s=60)
         second = reviews(2, 40, t0 + timedelta(days=1))
-        produce(settings, raw_records(settings, second))
-        wait_done(settings, worker)
+        produce_records(settings, raw_records(settings, second))
+        wait_processed(settings, worker, 180)
         out = cli_run(settings, ["models", "rollback", "sentiment"])
         assert "rolled back" in out
         _wait_for_log(worker, "-> ", contains=base.version, timeout_s=60, after=alt_version)
         third = reviews(3, 40, t0 + timedelta(days=2))
-        produce(settings, raw_records(settings, third))
-        wait_done(settings, worker)
+        produce_records(settings, raw_records(settings, third))
+        wait_processed(settings, worker, 180)
     finally:
         worker.stop()
 
@@ -197,10 +197,12 @@ def test_a_worker_started_after_a_promotion_runs_it_from_the_first_record(
         code_version="test",
     )
     cli_run(settings, ["models", "promote", "sentiment", mv.version])
-    produce(settings, raw_records(settings, reviews(1, 30, datetime(2025, 5, 1, tzinfo=UTC))))
+    produce_records(
+        settings, raw_records(settings, reviews(1, 30, datetime(2025, 5, 1, tzinfo=UTC)))
+    )
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
-        wait_done(settings, worker)
+        wait_processed(settings, worker, 180)
     finally:
         worker.stop()
     versions = {v.rsplit("+", 1)[-1] for _, v in profile_versions(settings)}
@@ -223,7 +225,7 @@ def test_learn_runs_a_cycle_and_announces_what_the_gate_promotes(
     events = itertools.islice(
         SyntheticWorkload(WorkloadConfig(seed=21, members=120, days=60)).events(), 6000
     )
-    produce(settings, raw_records(settings, events))
+    produce_records(settings, raw_records(settings, events))
     out = cli_run(settings, ["learn", "--task", "interest"])
     assert "collected" in out and "task interest:" in out, out
     registry = ModelRegistry(settings.learning.registry_dir)

@@ -17,18 +17,17 @@ from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
 from memberstream.schemas.events import Envelope
 from memberstream.streams.kafka_io import group_lag
 from memberstream.streams.worker_process import WorkerProcess
+from memberstream.testing import (
+    RawRecord,
+    produce_records,
+    raw_records,
+    read_outputs,
+    run_until_processed,
+    wait_processed,
+)
 
 from .conftest import make_namespace
-from .harness import (
-    Raw,
-    assert_same_profiles,
-    collect,
-    expected,
-    produce,
-    raw_records,
-    run_to_completion,
-    wait_done,
-)
+from .harness import assert_same_profiles, expected
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +37,7 @@ def workload(n: int, seed: int = 11) -> list[Envelope]:
     return list(itertools.islice(SyntheticWorkload(config).events(), n))
 
 
-def malformed(settings: Settings) -> list[tuple[str, Raw]]:
+def malformed(settings: Settings) -> list[tuple[str, RawRecord]]:
     """(what is wrong, record) for each kind of bad input, each value unique."""
     t = settings.topics
     good_purchase = {
@@ -121,13 +120,13 @@ def test_malformed_records_go_to_dlq_once_and_good_ones_are_processed(
     good = raw_records(namespace, events)
     bad = malformed(namespace)
     step = len(good) // (len(bad) + 1)  # spread the bad records through the stream
-    mixed: list[Raw] = list(good)
+    mixed: list[RawRecord] = list(good)
     for j, (_, record) in enumerate(bad):
         mixed.insert((j + 1) * step + j, record)
-    produce(namespace, mixed)
-    run_to_completion(namespace, tmp_path / "worker.log")
+    produce_records(namespace, mixed)
+    run_until_processed(namespace, tmp_path / "worker.log")
 
-    out = collect(namespace)
+    out = read_outputs(namespace)
     want = expected(namespace, events)
     # exactly one dead letter per bad record, carrying its bytes and the reason
     assert len(out.dead_letters) == len(bad)
@@ -150,16 +149,16 @@ def test_every_event_twice_changes_no_profile(namespace: Settings, tmp_path: Pat
     events = workload(1200, seed=12)
     records = raw_records(namespace, events)
     # each event sent twice: once in order, and again after the next few events
-    doubled: list[Raw] = []
+    doubled: list[RawRecord] = []
     for i, record in enumerate(records):
         doubled.append(record)
         if i >= 3:
             doubled.append(records[i - 3])
     doubled += records[-3:]
-    produce(namespace, doubled)
-    run_to_completion(namespace, tmp_path / "worker.log")
+    produce_records(namespace, doubled)
+    run_until_processed(namespace, tmp_path / "worker.log")
 
-    out = collect(namespace)
+    out = read_outputs(namespace)
     want = expected(namespace, events)
     assert out.dead_letters == []
     assert_same_profiles(namespace, out.profiles, want.profiles)
@@ -174,7 +173,7 @@ def test_stopping_the_worker_mid_stream_loses_nothing_and_double_counts_nothing(
     and commits on the way out; an interrupted batch must not be committed."""
     settings = make_namespace(kafka_bootstrap, tmp_path, store="rocksdb://")
     events = workload(12_000, seed=13)
-    produce(settings, raw_records(settings, events))
+    produce_records(settings, raw_records(settings, events))
     total = len(events)
 
     worker = WorkerProcess(settings, tmp_path / "worker-1.log").start()
@@ -195,11 +194,11 @@ def test_stopping_the_worker_mid_stream_loses_nothing_and_double_counts_nothing(
 
     restarted = WorkerProcess(settings, tmp_path / "worker-2.log").start()
     try:
-        wait_done(settings, restarted)
+        wait_processed(settings, restarted, 180)
     finally:
         restarted.stop()
 
-    out = collect(settings)
+    out = read_outputs(settings)
     want = expected(settings, events)
     assert out.dead_letters == []
     assert out.tier_updates == want.tier_updates  # none lost, none different
@@ -213,9 +212,9 @@ def test_replay_into_fresh_topics_gives_identical_outputs(
     runs = []
     for i in range(2):
         settings = make_namespace(kafka_bootstrap, tmp_path / f"run{i}")
-        produce(settings, raw_records(settings, events))
-        run_to_completion(settings, tmp_path / f"worker-{i}.log")
-        runs.append(collect(settings))
+        produce_records(settings, raw_records(settings, events))
+        run_until_processed(settings, tmp_path / f"worker-{i}.log")
+        runs.append(read_outputs(settings))
     first, second = runs
     assert first.tier_updates and first.profiles
     assert first.tier_updates == second.tier_updates

@@ -18,8 +18,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from memberstream.config import Settings
+from memberstream.testing import RawRecord, raw_records, read_outputs, run_until_processed
 
-from .harness import Raw, assert_same_profiles, collect, expected, raw_records, run_to_completion
+from .harness import assert_same_profiles, expected
 from .test_pipeline import workload
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ async def _raise_size_limit(settings: Settings, topics: list[str]) -> None:
         await admin.close()
 
 
-async def _produce_big(settings: Settings, records: list[Raw]) -> None:
+async def _produce_big(settings: Settings, records: list[RawRecord]) -> None:
     producer = AIOKafkaProducer(
         **settings.kafka_client_kwargs(),
         acks="all",
@@ -62,7 +63,7 @@ async def _produce_big(settings: Settings, records: list[Raw]) -> None:
         await producer.stop()
 
 
-def poison(settings: Settings) -> list[tuple[str, Raw]]:
+def poison(settings: Settings) -> list[tuple[str, RawRecord]]:
     t = settings.topics
     many_fields = orjson.dumps(
         {
@@ -107,14 +108,14 @@ def test_any_bytes_become_one_dead_letter_and_the_worker_goes_on(
     events = workload(600, seed=23)
     good = raw_records(namespace, events)
     bad = poison(namespace)
-    mixed: list[Raw] = list(good)
+    mixed: list[RawRecord] = list(good)
     step = len(good) // (len(bad) + 1)
     for j, (_, record) in enumerate(bad):  # each bad record has good ones behind it
         mixed.insert((j + 1) * step + j, record)
     asyncio.run(_produce_big(namespace, mixed))
-    run_to_completion(namespace, tmp_path / "worker.log")
+    run_until_processed(namespace, tmp_path / "worker.log")
 
-    out = collect(namespace)
+    out = read_outputs(namespace)
     assert len(out.dead_letters) == len(bad), [d["reason"][:80] for d in out.dead_letters]
     cap = namespace.dead_letters.max_value_bytes
     by_source = {(d["source_topic"], d["value_sha256"]): d for d in out.dead_letters}

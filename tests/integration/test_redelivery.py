@@ -31,17 +31,10 @@ from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
 from memberstream.schemas.events import ClickEvent, Envelope, LineItem, PurchaseEvent, ReviewEvent
 from memberstream.streams.kafka_io import first_offset_at, iter_topic, produce_raw, read_json
 from memberstream.streams.worker_process import WorkerProcess
+from memberstream.testing import produce_records, raw_records, read_outputs, wait_processed
 
 from .conftest import make_namespace
-from .harness import (
-    assert_same_profiles,
-    collect,
-    expected,
-    produce,
-    raw_records,
-    reference_stage,
-    wait_done,
-)
+from .harness import assert_same_profiles, expected, reference_stage
 
 pytestmark = pytest.mark.integration
 
@@ -160,8 +153,10 @@ def run_until_killed(settings: Settings, log: Path, failpoint: str, timeout_s: f
     """Run a worker armed to kill itself; True if it did, False if it caught up first."""
     worker = WorkerProcess(settings, log, env={"MEMBERSTREAM_FAILPOINTS": failpoint}).start()
     try:
-        wait_done(settings, worker, timeout_s)
+        wait_processed(settings, worker, timeout_s)
     except AssertionError:
+        if worker.running:  # a stall, not the kill: fail with the worker's diagnosis
+            raise
         assert worker.proc is not None and worker.proc.returncode == -9, worker.log_tail()
         return True
     finally:
@@ -198,7 +193,7 @@ def test_kills_at_ten_points_and_a_full_reread_leave_every_output_once(
     )
     settings.batch.commit_interval_s = 15.0  # one long uncommitted window
     events = stream()
-    produce(settings, raw_records(settings, events))
+    produce_records(settings, raw_records(settings, events))
 
     kills = 0
     for n, (point, count) in enumerate(KILLS):
@@ -208,11 +203,11 @@ def test_kills_at_ten_points_and_a_full_reread_leave_every_output_once(
 
     final = WorkerProcess(settings, tmp_path / "worker-final.log").start()
     try:
-        wait_done(settings, final, 240)
+        wait_processed(settings, final, 240)
     finally:
         final.stop()
 
-    out = collect(settings)
+    out = read_outputs(settings)
     want = expected(settings, events)
     assert out.dead_letters == []
     assert out.tier_updates == want.tier_updates  # none lost, none different
@@ -237,11 +232,11 @@ def test_kills_at_ten_points_and_a_full_reread_leave_every_output_once(
     asyncio.run(_rewind_group(settings))
     again = WorkerProcess(settings, tmp_path / "worker-reread.log").start()
     try:
-        wait_done(settings, again, 240)
+        wait_processed(settings, again, 240)
     finally:
         again.stop()
     assert output_counts(settings) == before
-    assert collect(settings).profiles[HOT_MEMBER]["events"] == 2000
+    assert read_outputs(settings).profiles[HOT_MEMBER]["events"] == 2000
 
 
 def test_the_broker_probe_finds_the_first_record_at_or_after_an_offset(

@@ -16,9 +16,10 @@ from memberstream.core.roles import REVIEW_SUMMARIES
 from memberstream.schemas.events import ReviewEvent
 from memberstream.schemas.outputs import ReviewSummary
 from memberstream.streams.kafka_io import read_json
+from memberstream.testing import produce_records, raw_records, run_until_processed
 
 from .conftest import make_namespace
-from .harness import produce, raw_records, reference_stage, run_to_completion
+from .harness import reference_stage
 
 pytestmark = pytest.mark.integration
 
@@ -74,8 +75,8 @@ def test_reviews_in_give_faithful_summaries_out_and_a_replay_gives_the_same(
     runs = []
     for i in range(2):  # one partition: the product agent sees the reviews in produce order
         settings = make_namespace(kafka_bootstrap, tmp_path / f"run{i}", partitions=1)
-        produce(settings, raw_records(settings, events))
-        run_to_completion(settings, tmp_path / f"worker-{i}.log")
+        produce_records(settings, raw_records(settings, events))
+        run_until_processed(settings, tmp_path / f"worker-{i}.log")
         runs.append(summaries(settings))
     first, replay = runs
     assert first == replay  # ids and payloads
@@ -119,8 +120,8 @@ def test_bad_records_on_the_product_and_feedback_topics_go_to_the_dlq(
         (topics.feedback, b"m1", b'{"event_id": "f1", "member_id": "m1"}'),
     ]
     events = reviews("kettle-1", KETTLE, "en")
-    produce(namespace, [*bad, *raw_records(namespace, events)])
-    run_to_completion(namespace, tmp_path / "worker.log")
+    produce_records(namespace, [*bad, *raw_records(namespace, events)])
+    run_until_processed(namespace, tmp_path / "worker.log")
 
     dlq = asyncio.run(read_json(namespace, topics.dlq))
     assert sorted((d["source_topic"], d["error_type"]) for d in dlq) == sorted(

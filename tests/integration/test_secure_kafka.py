@@ -33,10 +33,10 @@ from memberstream.streams.kafka_io import (
     wait_for_kafka,
 )
 from memberstream.streams.worker_process import WorkerProcess
+from memberstream.testing import produce_records, raw_records, wait_processed
 
 from .brokers import throwaway_broker
 from .conftest import make_namespace
-from .harness import produce, raw_records, wait_done
 
 pytestmark = [
     pytest.mark.integration,
@@ -147,11 +147,11 @@ def test_a_worker_with_credentials_processes_a_stream_end_to_end(
     settings = secure_namespace(secure_broker, tmp_path)
     config = WorkloadConfig(seed=21, members=40, days=60)
     events = list(itertools.islice(SyntheticWorkload(config).events(), 600))
-    produce(settings, raw_records(settings, events))
+    produce_records(settings, raw_records(settings, events))
 
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
-        wait_done(settings, worker, timeout_s=90)
+        wait_processed(settings, worker, timeout_s=90)
     finally:
         code = worker.stop()
     assert code == 0, worker.log_tail()
@@ -182,7 +182,7 @@ def test_a_principal_without_write_on_an_output_topic_gets_a_clear_error(
 
     # the worker: its first tier update is refused; it must exit, not hang
     events = [e for e in _purchases(400)]
-    produce(settings, raw_records(settings, events))
+    produce_records(settings, raw_records(settings, events))
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     deadline = time.monotonic() + 90
     try:

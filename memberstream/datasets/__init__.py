@@ -2,7 +2,9 @@
 and the real CDNOW purchase log."""
 
 from memberstream.datasets.anomalies import (
+    ALL_SCENARIOS,
     EXPECTED_KINDS,
+    HARD_SCENARIOS,
     SCENARIOS,
     AnomalyInjector,
     AnomalyLabel,
@@ -34,6 +36,7 @@ from memberstream.datasets.synthetic import (
 )
 
 __all__ = [
+    "ALL_SCENARIOS",
     "CATEGORIES",
     "CATEGORY_BY_ID",
     "CDNOW_CUSTOMERS",
@@ -41,6 +44,7 @@ __all__ = [
     "CDNOW_ZERO_VALUE_ROWS",
     "EVENT_KINDS",
     "EXPECTED_KINDS",
+    "HARD_SCENARIOS",
     "SCENARIOS",
     "AnomalyInjector",
     "AnomalyLabel",

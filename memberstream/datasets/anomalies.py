@@ -44,6 +44,22 @@ Scenarios, and why they look the way they do:
     low ratings, not a copy-paste, and must not trip the duplicate detector by construction;
     no two reviews of an incident share more than one sentence template.
 
+Quieter incidents and hard negatives (:data:`HARD_SCENARIOS`, enabled by name; the
+family the member detectors are tuned on, with an independently written family in
+:mod:`memberstream.datasets.independent_scenarios` to report on):
+
+``slow_bot`` (bot_pattern)
+    60-150 views walking the catalogue at one view per 2-8 s, gaps jittered by 5%.
+``small_card_testing`` (order_velocity)
+    3-5 single-unit orders of at most $12 within 4-9 minutes, 40% refunded.
+``mid_takeover`` (order_value_outlier, learned_score)
+    A member with 3+ orders buys resellable goods at 4-12x their median order (>= $300).
+``hn_fast_browser``, ``hn_tab_opener``, ``hn_sale_family``, ``hn_big_spender``, ``hn_new_large_order`` (no kind)
+    3-6 minutes at 15-22 clicks a minute with exponential gaps and some carts; a search
+    and 12-20 results opened within 5-20 s, then minutes of reading; 4-6 ordinary orders
+    ($15-120 items) within 30-90 minutes; a new account ordering $1,200-2,800 every 3-8
+    days; a new member's first order of $800-2,000.
+
 How it works: incident start times are planned up front, a Poisson process per scenario
 over ``[start + warmup_days, start + days)`` of the workload, each scenario from its own
 seeded RNG (turning one scenario off does not move the others). While the normal stream
@@ -89,9 +105,7 @@ from memberstream.datasets.synthetic import (
 )
 from memberstream.schemas.events import ClickEvent, LineItem, PurchaseEvent, ReviewEvent
 
-Scenario = Literal[
-    "bot_session", "card_testing", "account_takeover", "copy_paste_reviews", "review_bombing"
-]
+Scenario = str
 SCENARIOS: tuple[Scenario, ...] = (
     "bot_session",
     "card_testing",
@@ -99,6 +113,21 @@ SCENARIOS: tuple[Scenario, ...] = (
     "copy_paste_reviews",
     "review_bombing",
 )
+"""The obvious incidents, enabled by default (the demo's)."""
+HARD_SCENARIOS: tuple[Scenario, ...] = (
+    "slow_bot",
+    "small_card_testing",
+    "mid_takeover",
+    "hn_fast_browser",
+    "hn_tab_opener",
+    "hn_sale_family",
+    "hn_big_spender",
+    "hn_new_large_order",
+)
+"""Quieter incidents and hard negatives (``hn_``: ordinary members who behave unusually,
+labeled with no kind: any flag on them is a false alert), enabled by name; the tuning
+family of the member detectors."""
+ALL_SCENARIOS: tuple[Scenario, ...] = SCENARIOS + HARD_SCENARIOS
 EXPECTED_KINDS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "bot_session": frozenset({"click_burst", "bot_pattern"}),
@@ -106,16 +135,18 @@ EXPECTED_KINDS: Mapping[str, frozenset[str]] = MappingProxyType(
         "account_takeover": frozenset({"order_value_outlier", "learned_score"}),
         "copy_paste_reviews": frozenset({"review_duplicate"}),
         "review_bombing": frozenset({"review_bombing"}),
+        "slow_bot": frozenset({"bot_pattern"}),
+        "small_card_testing": frozenset({"order_velocity"}),
+        "mid_takeover": frozenset({"order_value_outlier", "learned_score"}),
+        **{name: frozenset() for name in HARD_SCENARIOS if name.startswith("hn_")},
     }
 )
-"""Flag kinds each scenario should raise."""
+"""Flag kinds each scenario should raise (none for a hard negative)."""
 SUBJECTS: Mapping[str, Literal["member", "product"]] = MappingProxyType(
     {
-        "bot_session": "member",
-        "card_testing": "member",
-        "account_takeover": "member",
         "copy_paste_reviews": "product",
         "review_bombing": "product",
+        **{name: "member" for name in ALL_SCENARIOS if "review" not in name},
     }
 )
 
@@ -147,6 +178,29 @@ COPY_SPAN_H = (1.0, 12.0)
 BOMB_ACCOUNTS = (12, 40)
 BOMB_SPAN_H = (2.0, 12.0)
 BOMB_ONE_STAR = 0.8
+SLOW_BOT_CLICKS = (60, 150)
+SLOW_BOT_INTERVAL_S = (2.0, 8.0)
+SLOW_BOT_JITTER = 0.05
+SMALL_CARD_ORDERS = (3, 5)
+SMALL_CARD_WINDOW_MIN = (4.0, 9.0)
+SMALL_CARD_MAX_PRICE = 12.0
+SMALL_CARD_REFUND_SHARE = 0.4
+MID_ATO_MULTIPLE = (4.0, 12.0)
+MID_ATO_MIN_TOTAL = 300.0
+FAST_MINUTES = (3.0, 6.0)
+FAST_PER_MIN = (15.0, 22.0)
+FAST_CART = 0.08
+FAST_REVISIT = 0.3
+TABS = (12, 20)
+TABS_SPAN_S = (5.0, 20.0)
+TABS_PAUSE_MIN = (2.0, 5.0)
+SALE_ORDERS = (4, 6)
+SALE_SPAN_MIN = (30.0, 90.0)
+SALE_PRICE = (15.0, 120.0)
+BIG_HISTORY = (4, 6)
+BIG_GAP_DAYS = (3.0, 8.0)
+BIG_TOTAL = (1200.0, 2800.0)
+NEW_LARGE_TOTAL = (800.0, 2000.0)
 
 _MS = timedelta(milliseconds=1)
 _MINUTE_MS = 60_000
@@ -227,7 +281,7 @@ class InjectionConfig:
     scenario_rates: Mapping[str, float] = field(default_factory=dict)
     """Per-scenario overrides of ``incidents_per_day``."""
     scenarios: tuple[str, ...] = SCENARIOS
-    """Enabled scenarios; stored deduplicated in :data:`SCENARIOS` order."""
+    """Enabled scenarios (any of :data:`ALL_SCENARIOS`); stored deduplicated in that order."""
     warmup_days: float = 0.0
     """No incident starts earlier than this into the period (lets members build history)."""
 
@@ -246,7 +300,7 @@ class InjectionConfig:
         if not _finite_non_negative(self.warmup_days):
             raise ValueError(f"warmup_days must be a finite number >= 0, got {self.warmup_days!r}")
         wanted = set(self.scenarios)
-        object.__setattr__(self, "scenarios", tuple(s for s in SCENARIOS if s in wanted))
+        object.__setattr__(self, "scenarios", tuple(s for s in ALL_SCENARIOS if s in wanted))
         object.__setattr__(self, "scenario_rates", MappingProxyType(dict(self.scenario_rates)))
 
     def rate(self, scenario: str) -> float:
@@ -257,9 +311,9 @@ class InjectionConfig:
 
 
 def _check_scenarios(name: str, names: Iterable[object]) -> None:
-    unknown = sorted(str(s) for s in names if s not in SCENARIOS)
+    unknown = sorted(str(s) for s in names if s not in ALL_SCENARIOS)
     if unknown:
-        raise ValueError(f"{name}: unknown scenarios {unknown}; known: {list(SCENARIOS)}")
+        raise ValueError(f"{name}: unknown scenarios {unknown}; known: {list(ALL_SCENARIOS)}")
 
 
 def _finite_non_negative(value: object) -> bool:
@@ -312,7 +366,7 @@ class _Planned:
 
     @property
     def scenario(self) -> Scenario:
-        return SCENARIOS[self.scenario_index]
+        return ALL_SCENARIOS[self.scenario_index]
 
 
 @dataclass
@@ -328,7 +382,7 @@ def _plan(config: InjectionConfig, workload: WorkloadConfig) -> list[_Planned]:
     """Incident start times: a Poisson process per scenario, from its own RNG."""
     plan = []
     end_ms = workload.days * _DAY_MS
-    for index, scenario in enumerate(SCENARIOS):
+    for index, scenario in enumerate(ALL_SCENARIOS):
         per_ms = config.rate(scenario) / _DAY_MS
         if per_ms <= 0:
             continue
@@ -583,6 +637,184 @@ class _Run:
         ]
         return _Draft(accounts, events, product.id)
 
+    # -- quieter incidents --------------------------------------------------------------------
+
+    def _click(
+        self, member: str, at: datetime, product: Product, session: str, action: str = "view"
+    ) -> ClickEvent:
+        return ClickEvent(
+            **self._envelope(member, at),
+            action=action,  # type: ignore[arg-type]
+            product_id=product.id,
+            category=product.category,
+            title=product.title,
+            session_id=session,
+        )
+
+    def _existing(self, rng: random.Random) -> str:
+        return rng.choice(self.seen.members) if self.seen.members else self._new_account()
+
+    def slow_bot(self, rng: random.Random, t0: datetime) -> _Draft:
+        """A scraper at a human-looking pace: 60-150 views, one every 2-8 s (per session),
+        each gap jittered by up to 5%, walking the catalogue; no cart, no search."""
+        member = self._existing(rng)
+        session = f"sx{self.seed}-{self._next('session')}"
+        catalog = self.workload.catalog
+        interval_ms = rng.uniform(*SLOW_BOT_INTERVAL_S) * 1000
+        position = rng.randrange(len(catalog))
+        events: list[SyntheticEvent] = []
+        offset = 0.0
+        for _ in range(rng.randint(*SLOW_BOT_CLICKS)):
+            product = catalog[position % len(catalog)]
+            position += 1
+            events.append(self._click(member, t0 + round(offset) * _MS, product, session))
+            offset += interval_ms * (1 + rng.uniform(-SLOW_BOT_JITTER, SLOW_BOT_JITTER))
+        return _Draft([member], events)
+
+    def small_card_testing(self, rng: random.Random, t0: datetime) -> _Draft:
+        """3-5 single-unit orders of at most $12 within 4-9 minutes, 40% refunded."""
+        member = self._existing_or_new(rng, EXISTING_ACCOUNT_SHARE)
+        cheap = [p for p in self.cheap if p.price <= SMALL_CARD_MAX_PRICE] or self.cheap
+        n = rng.randint(*SMALL_CARD_ORDERS)
+        window_ms = rng.uniform(*SMALL_CARD_WINDOW_MIN) * _MINUTE_MS
+        offsets = [0.0, *sorted(rng.uniform(0, window_ms) for _ in range(n - 1))]
+        events: list[SyntheticEvent] = []
+        for offset in offsets:
+            order_id = f"ox{self.seed}-{self._next('order')}"
+            item = [(rng.choice(cheap), 1)]
+            at = t0 + round(offset) * _MS
+            events.append(self._purchase(member, at, order_id, item))
+            if rng.random() < SMALL_CARD_REFUND_SHARE:
+                delay = rng.uniform(*CARD_REFUND_DELAY_MIN) * _MINUTE_MS
+                events.append(
+                    self._purchase(member, at + round(delay) * _MS, order_id, item, "refunded")
+                )
+        return _Draft([member], events)
+
+    def mid_takeover(self, rng: random.Random, t0: datetime) -> _Draft:
+        """A member with 3+ paid orders places one of resellable goods at 4-12x their median
+        order total (at least $300): a takeover below any fixed floor."""
+        eligible = [
+            m for m in self.seen.members if len(self.seen.paid_totals.get(m, ())) >= ATO_MIN_ORDERS
+        ]
+        member = rng.choice(eligible) if eligible else self._new_account()
+        median = statistics.median(self.seen.paid_totals.get(member, [50.0]))
+        target = max(median * rng.uniform(*MID_ATO_MULTIPLE), MID_ATO_MIN_TOTAL)
+        fits = [p for p in self.expensive if p.price <= target] or [min(self.expensive, key=_price)]
+        basket: dict[str, tuple[Product, int]] = {}
+        total = 0.0
+        while total < target and sum(q for _, q in basket.values()) < ATO_UNITS[1]:
+            product = rng.choice(fits)
+            _, q = basket.get(product.id, (product, 0))
+            basket[product.id] = (product, q + 1)
+            total += product.price
+        order_id = f"ox{self.seed}-{self._next('order')}"
+        return _Draft([member], [self._purchase(member, t0, order_id, list(basket.values()))])
+
+    # -- hard negatives: unusual, not abusive ---------------------------------------------------
+
+    def hn_fast_browser(self, rng: random.Random, t0: datetime) -> _Draft:
+        """A keen shopper: 3-6 minutes at 15-22 clicks a minute, irregular (exponential)
+        gaps, revisiting products, carting some."""
+        member = self._existing(rng)
+        session = f"sx{self.seed}-{self._next('session')}"
+        end_ms = rng.uniform(*FAST_MINUTES) * _MINUTE_MS
+        mean_ms = _MINUTE_MS / rng.uniform(*FAST_PER_MIN)
+        viewed: list[Product] = []
+        events: list[SyntheticEvent] = []
+        offset = 0.0
+        while offset < end_ms:
+            at = t0 + round(offset) * _MS
+            if viewed and rng.random() < FAST_CART:
+                events.append(self._click(member, at, viewed[-1], session, "add_to_cart"))
+            else:
+                revisit = viewed and rng.random() < FAST_REVISIT
+                product = rng.choice(viewed) if revisit else rng.choice(self.workload.catalog)
+                viewed.append(product)
+                events.append(self._click(member, at, product, session))
+            offset += rng.expovariate(1.0 / mean_ms)
+        return _Draft([member], events)
+
+    def hn_tab_opener(self, rng: random.Random, t0: datetime) -> _Draft:
+        """A search, 12-20 results opened in tabs within 5-20 s, a pause of 2-5 minutes of
+        reading, then a few slow views and (half the time) one add-to-cart."""
+        member = self._existing(rng)
+        session = f"sx{self.seed}-{self._next('session')}"
+        category = rng.choice(self.workload.catalog).category
+        results = [p for p in self.workload.catalog if p.category == category]
+        tabs = rng.sample(results, min(len(results), rng.randint(*TABS)))
+        events: list[SyntheticEvent] = [
+            ClickEvent(
+                **self._envelope(member, t0),
+                action="search",
+                category=category,
+                query=category.replace("_", " "),
+                session_id=session,
+            )
+        ]
+        span_ms = rng.uniform(*TABS_SPAN_S) * 1000
+        for offset in sorted(rng.uniform(1000, 1000 + span_ms) for _ in tabs):
+            events.append(
+                self._click(member, t0 + round(offset) * _MS, tabs[len(events) - 1], session)
+            )
+        later = 1000 + span_ms + rng.uniform(*TABS_PAUSE_MIN) * _MINUTE_MS
+        for product in rng.sample(tabs, rng.randint(2, min(6, len(tabs)))):
+            events.append(self._click(member, t0 + round(later) * _MS, product, session))
+            later += rng.uniform(20_000, 60_000)
+        if rng.random() < 0.5:
+            pick = rng.choice(tabs)
+            events.append(
+                self._click(member, t0 + round(later) * _MS, pick, session, "add_to_cart")
+            )
+        return _Draft([member], events)
+
+    def hn_sale_family(self, rng: random.Random, t0: datetime) -> _Draft:
+        """A household on a sale day: 4-6 separate ordinary orders ($15-120 items) from one
+        account within 30-90 minutes, none refunded."""
+        member = self._existing(rng)
+        ordinary = [p for p in self.workload.catalog if SALE_PRICE[0] <= p.price <= SALE_PRICE[1]]
+        n = rng.randint(*SALE_ORDERS)
+        span_ms = rng.uniform(*SALE_SPAN_MIN) * _MINUTE_MS
+        offsets = [0.0, *sorted(rng.uniform(0, span_ms) for _ in range(n - 1))]
+        events: list[SyntheticEvent] = []
+        for offset in offsets:
+            order_id = f"ox{self.seed}-{self._next('order')}"
+            items = [(p, rng.randint(1, 2)) for p in rng.sample(ordinary, rng.randint(1, 2))]
+            events.append(self._purchase(member, t0 + round(offset) * _MS, order_id, items))
+        return _Draft([member], events)
+
+    def hn_big_spender(self, rng: random.Random, t0: datetime) -> _Draft:
+        """A new account that buys big from the start: 4-6 orders of $1,200-2,800 every 3-8
+        days, then one more of the same size (the one a detector must not flag)."""
+        member = self._new_account()
+        events: list[SyntheticEvent] = []
+        at = t0
+        for _ in range(rng.randint(*BIG_HISTORY) + 1):
+            target = rng.uniform(*BIG_TOTAL)
+            order_id = f"ox{self.seed}-{self._next('order')}"
+            events.append(self._purchase(member, at, order_id, self._basket(rng, target)))
+            at += rng.uniform(*BIG_GAP_DAYS) * _DAY_MS * _MS
+        return _Draft([member], events)
+
+    def hn_new_large_order(self, rng: random.Random, t0: datetime) -> _Draft:
+        """A new member's first order: $800-2,000 of ordinary goods (furniture, appliances)."""
+        member = self._new_account()
+        order_id = f"ox{self.seed}-{self._next('order')}"
+        basket = self._basket(rng, rng.uniform(*NEW_LARGE_TOTAL))
+        return _Draft([member], [self._purchase(member, t0, order_id, basket)])
+
+    def _basket(self, rng: random.Random, target: float) -> list[tuple[Product, int]]:
+        """Items from the whole catalogue priced $50 and up, adding up to about ``target``."""
+        pool = [p for p in self.workload.catalog if p.price >= 50.0]
+        basket: dict[str, tuple[Product, int]] = {}
+        total = 0.0
+        while total < target and len(basket) < 12:
+            product = rng.choice([p for p in pool if p.price <= max(target - total, 60.0)] or pool)
+            _, q = basket.get(product.id, (product, 0))
+            basket[product.id] = (product, q + 1)
+            total += product.price
+        return list(basket.values())
+
 
 _BUILDERS: dict[str, Callable[[_Run, random.Random, datetime], _Draft]] = {
     "bot_session": _Run.bot_session,
@@ -590,6 +822,14 @@ _BUILDERS: dict[str, Callable[[_Run, random.Random, datetime], _Draft]] = {
     "account_takeover": _Run.account_takeover,
     "copy_paste_reviews": _Run.copy_paste_reviews,
     "review_bombing": _Run.review_bombing,
+    "slow_bot": _Run.slow_bot,
+    "small_card_testing": _Run.small_card_testing,
+    "mid_takeover": _Run.mid_takeover,
+    "hn_fast_browser": _Run.hn_fast_browser,
+    "hn_tab_opener": _Run.hn_tab_opener,
+    "hn_sale_family": _Run.hn_sale_family,
+    "hn_big_spender": _Run.hn_big_spender,
+    "hn_new_large_order": _Run.hn_new_large_order,
 }
 
 

@@ -9,7 +9,11 @@ flags the event raised. All windows are event time.
 
 click_burst
     Clicks in the sliding window ``(now - window_s, now]`` reach
-    ``max(min_clicks, baseline_multiplier * baseline)``. The baseline (starting at
+    ``max(min_clicks, baseline_multiplier * baseline)``, and the window looks scripted:
+    no add-to-cart in it and click gaps whose coefficient of variation is at most
+    ``human_cv`` (a script's gaps barely vary; a person's vary about as much as they
+    last). A person shopping fast (carting, or clicking at an uneven pace) is not
+    flagged below ``hard_cap`` clicks in the window. The baseline (starting at
     1.0) is an EWMA of the window count seen at each click, weighted by event
     time: a click moves it toward the count by ``baseline_alpha * min(dt /
     window_s, 1)``, ``dt`` the time since the member's previous click. So it
@@ -22,20 +26,28 @@ bot_pattern
     (a) The last ``min_intervals`` inter-click intervals are machine-regular:
     coefficient of variation (population std / mean) at most ``max_cv`` and mean
     at most ``max_mean_interval_s``; score ``1 - cv`` against ``1 - max_cv``.
-    (b) Or ``distinct_products_per_min`` distinct products viewed within 60 s;
-    score the distinct count against that limit. (a) is reported when both fire.
-    The window starts at the run's first click (a) or the minute's oldest product
-    view (b); the evidence is those clicks.
+    (b) Or catalogue walking: ``distinct_products_per_min`` distinct products viewed
+    within 60 s, sustained (``distinct_products_per_min * sustain_s / 60`` distinct
+    products within ``sustain_s``), with no add-to-cart in that span and click gaps
+    whose coefficient of variation is at most ``max_walk_cv``; score the distinct
+    count against that need. Opening a page of results in tabs is one burst, then
+    reading; a fast shopper carts or clicks unevenly; a walker keeps a steady pace.
+    (a) is reported when both fire. The window starts at the run's first click (a)
+    or the span's oldest product view (b); the evidence is those clicks.
 order_value_outlier
     Paid orders only. With ``min_history`` past totals: robust z-score of
     ``log(total)`` against the median and MAD of the member's own log totals
     (scale floored at ``min_scale``), flagged at ``z_threshold`` when the total is
-    at least ``min_total``. With less history: flagged at ``population_cap``. An
+    at least ``min_total`` (a small floor: a takeover at 5-10x a member's usual
+    $50 is a $250-500 order). With less history: flagged at ``population_cap``. An
     order that meets the outlier condition is not added to the history, whether
     or not a cooldown kept it from flagging, so a stolen account's spree does
     not shift the member's baseline.
 order_velocity
-    Paid orders plus refunds in ``(now - window_s, now]`` reach ``max_orders``.
+    Tiny paid orders (total at most ``tiny_total``) plus refunds in ``(now - window_s,
+    now]`` reach ``max_orders``: card testers try stolen cards on cheap goods and
+    refund them; a household placing several ordinary orders at a sale does not
+    count.
 
 After a flag of a kind at ``now``, that kind is not raised again for the member
 before ``now + cooldown_s``.
@@ -98,6 +110,8 @@ MAX_WINDOW_ORDERS = 64
 """Orders and refunds kept in the velocity window (needs ``max_orders``)."""
 BOT_MINUTE_S = 60.0
 """Window of the distinct-products signal of bot_pattern."""
+ACTION_CODES = {"view": "v", "search": "s", "add_to_cart": "c"}
+CART = ACTION_CODES["add_to_cart"]
 MIN_LOG_TOTAL = 0.01
 """Totals are floored at one cent before taking the log."""
 MAD_TO_SIGMA = 1.4826
@@ -111,8 +125,25 @@ _CODES = {
 _KINDS = {code: kind for kind, code in _CODES.items()}
 
 
-def _clicks_deque() -> deque[tuple[float, str, str]]:
+def _clicks_deque() -> deque[tuple[float, str, str, str]]:
     return deque(maxlen=MAX_WINDOW_CLICKS)
+
+
+def _click_entry(raw: Any) -> tuple[float, str, str, str]:
+    """A stored click; states written before clicks kept their action read as views."""
+    t, eid, product, *action = raw
+    return (float(t), str(eid), str(product), str(action[0]) if action else "v")
+
+
+def _cv(times: list[float]) -> float | None:
+    """Coefficient of variation of the gaps between sorted ``times`` (None: under 3 gaps)."""
+    gaps = [b - a for a, b in pairwise(times)]
+    if len(gaps) < 3:
+        return None
+    mean = sum(gaps) / len(gaps)
+    if mean <= 0:
+        return 0.0
+    return math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps)) / mean
 
 
 def _run_deque() -> deque[tuple[float, str]]:
@@ -137,8 +168,9 @@ class MemberAnomalyState:
     """Latest order or refund event time seen. Clicks and orders keep separate clocks:
     Kafka orders a member's clicks, and a member's purchases, but not one against the
     other, so neither kind of detector may depend on the other topic's progress."""
-    clicks: deque[tuple[float, str, str]] = field(default_factory=_clicks_deque)
-    """(t, event id, product id or "") of the clicks in the window, sorted by t."""
+    clicks: deque[tuple[float, str, str, str]] = field(default_factory=_clicks_deque)
+    """(t, event id, product id or "", action code) of the clicks in the window, sorted by
+    t; the code is :data:`ACTION_CODES` of the click's action."""
     run: deque[tuple[float, str]] = field(default_factory=_run_deque)
     """(t, event id) of the latest clicks with no run-breaking gap, in time order."""
     baseline: float = 1.0
@@ -182,7 +214,7 @@ class MemberAnomalyState:
                 clock=None if clock is None else float(clock),
                 order_clock=None if order_clock is None else float(order_clock),
             )
-            state.clicks.extend((float(t), str(e), str(p)) for t, e, p in data.get("w", ()))
+            state.clicks.extend(_click_entry(c) for c in data.get("w", ()))
             state.run.extend((float(t), str(e)) for t, e in data.get("r", ()))
             state.baseline = float(data.get("b", 1.0))
             state.totals.extend(float(x) for x in data.get("o", ()))
@@ -244,7 +276,7 @@ class MemberDetectors:
             if needed > cap:
                 raise ValueError(f"{name} = {needed} exceeds the state bound {cap}")
         # clicks are kept for the longer of the burst window and the bot minute
-        self.click_horizon = max(cb.window_s if cb.enabled else 0.0, BOT_MINUTE_S)
+        self.click_horizon = max(cb.window_s if cb.enabled else 0.0, BOT_MINUTE_S, bp.sustain_s)
         self.run_len = bp.min_intervals + 1
         self.run_gap = min(  # (with a hair of slack for float rounding)
             bp.session_gap_s,
@@ -314,7 +346,8 @@ class MemberDetectors:
         now = self._advance(state, t)
         horizon = self._prune_clicks(state, now)
         since = now - state.clicks[-1][0] if state.clicks else math.inf
-        if t <= horizon or not _insert_sorted(state.clicks, (t, eid, event.product_id or "")):
+        entry = (t, eid, event.product_id or "", ACTION_CODES[event.action])
+        if t <= horizon or not _insert_sorted(state.clicks, entry):
             return []
         if not late:
             run = state.run
@@ -355,8 +388,17 @@ class MemberDetectors:
             weight = cb.baseline_alpha * min(since / cb.window_s, 1.0)
             state.baseline = baseline + weight * (count - baseline)
             return None
-        state.last_flag["click_burst"] = now
         window = list(clicks)[k:]
+        carts = sum(1 for c in window if c[3] == CART)
+        cv = _cv([c[0] for c in window])
+        human = carts > 0 or (cv is not None and cv > cb.human_cv)
+        if human and count < cb.hard_cap:
+            # a person shopping fast: carting, or clicking at an irregular pace
+            state.baseline = baseline + cb.baseline_alpha * min(since / cb.window_s, 1.0) * (
+                count - baseline
+            )
+            return None
+        state.last_flag["click_burst"] = now
         return Candidate(
             kind="click_burst",
             subject="member",
@@ -366,7 +408,13 @@ class MemberDetectors:
             score=float(count),
             threshold=limit,
             evidence=self._evidence([c[1] for c in window]),
-            details={"clicks": count, "baseline": baseline, "window_s": cb.window_s},
+            details={
+                "clicks": count,
+                "baseline": baseline,
+                "window_s": cb.window_s,
+                "cv": -1.0 if cv is None else cv,
+                "add_to_cart": carts,
+            },
         )
 
     def _bot_pattern(
@@ -411,20 +459,35 @@ class MemberDetectors:
         distinct = len({c[2] for c in minute})
         if distinct < limit:
             return None
+        # sustained catalogue walking with no cart: a person opening a page of results in
+        # tabs does it once, then reads; a walker keeps going
+        span = [c for c in clicks if c[0] > now - bp.sustain_s]
+        if any(c[3] == CART for c in span):
+            return None
+        span = [c for c in span if c[2]]
+        walked = len({c[2] for c in span})
+        needed = math.ceil(limit * bp.sustain_s / BOT_MINUTE_S)
+        if walked < needed:
+            return None
+        cv = _cv([c[0] for c in span])
+        if cv is not None and cv > bp.max_walk_cv:
+            return None  # a person's uneven pace, however many products
         state.last_flag["bot_pattern"] = now
         return Candidate(
             kind="bot_pattern",
             subject="member",
             subject_id=member_id,
-            window_start=minute[0][0],
+            window_start=span[0][0],
             window_end=now,
-            score=float(distinct),
-            threshold=float(limit),
-            evidence=self._evidence([c[1] for c in minute]),
+            score=float(walked),
+            threshold=float(needed),
+            evidence=self._evidence([c[1] for c in span]),
             details={
                 "signal": "distinct_products",
-                "distinct_products": distinct,
-                "window_s": BOT_MINUTE_S,
+                "distinct_products": walked,
+                "distinct_last_minute": distinct,
+                "window_s": bp.sustain_s,
+                "cv": -1.0 if cv is None else cv,
             },
         )
 
@@ -507,7 +570,8 @@ class MemberDetectors:
         vel = self.vel
         orders = state.orders  # pruned by _advance
         lo = now - vel.window_s
-        if t <= lo or not _insert_sorted(orders, (t, event.event_id)):
+        counted = event.status == "refunded" or vel.tiny_total <= 0 or event.total <= vel.tiny_total
+        if not counted or t <= lo or not _insert_sorted(orders, (t, event.event_id)):
             return None
         count = len(orders)
         if count < vel.max_orders or self._cooling(state, "order_velocity", now, vel.cooldown_s):
@@ -522,5 +586,5 @@ class MemberDetectors:
             score=float(count),
             threshold=float(vel.max_orders),
             evidence=self._evidence([o[1] for o in orders]),
-            details={"orders": count, "window_s": vel.window_s},
+            details={"orders": count, "window_s": vel.window_s, "tiny_total": vel.tiny_total},
         )

@@ -43,6 +43,16 @@ class ClickBurstSettings(_Detector):
         "click weighs baseline_alpha * min(time since the previous click / window_s, 1), so a "
         "burst of many clicks teaches the baseline no more than one slow click would",
     )
+    human_cv: float = Field(
+        0.3,
+        gt=0,
+        description="a window whose click gaps vary more than this (coefficient of "
+        "variation), or that holds an add-to-cart, is a person shopping fast: not flagged "
+        "below hard_cap",
+    )
+    hard_cap: int = Field(
+        90, gt=0, description="clicks in the window that flag whatever the rhythm or funnel"
+    )
 
 
 class BotPatternSettings(_Detector):
@@ -62,6 +72,19 @@ class BotPatternSettings(_Detector):
     distinct_products_per_min: int = Field(
         15, gt=0, description="distinct products viewed within one minute that flag"
     )
+    sustain_s: float = Field(
+        120.0,
+        ge=60,
+        description="the distinct-products signal must hold this long (that many minutes' "
+        "worth of distinct products within it) with no add-to-cart: opening a page of "
+        "results in tabs is one burst, walking the catalogue goes on",
+    )
+    max_walk_cv: float = Field(
+        0.3,
+        gt=0,
+        description="and at a steady pace: the coefficient of variation of its click gaps at "
+        "most this (a script's gaps barely vary, a person's vary about as much as they last)",
+    )
 
 
 class OrderValueSettings(_Detector):
@@ -78,7 +101,7 @@ class OrderValueSettings(_Detector):
         0.5, gt=0, description="floor of the robust log-space scale (MAD x 1.4826)"
     )
     min_total: float = Field(
-        1500.0, ge=0, description="orders below this total never flag as outliers"
+        250.0, ge=0, description="orders below this total never flag as outliers"
     )
     population_cap: float = Field(
         2500.0,
@@ -89,11 +112,18 @@ class OrderValueSettings(_Detector):
 
 
 class OrderVelocitySettings(_Detector):
-    """Many orders or refunds in a short window (card testing, refund abuse)."""
+    """Tiny orders and refunds piling up in minutes (card testing, refund abuse); a
+    household placing several ordinary orders at a sale does not count."""
 
-    window_s: float = Field(15 * MINUTE_S, gt=0)
+    window_s: float = Field(10 * MINUTE_S, gt=0)
     max_orders: int = Field(
-        6, ge=2, description="orders plus refunds in the window at which a flag is raised"
+        3, ge=2, description="tiny paid orders plus refunds in the window that raise a flag"
+    )
+    tiny_total: float = Field(
+        20.0,
+        ge=0,
+        description="paid orders above this total are not counted (stolen cards are tried "
+        "on cheap goods); 0 counts every order",
     )
     cooldown_s: float = Field(HOUR_S, ge=0)
 

@@ -54,7 +54,8 @@ family the member detectors are tuned on, with an independently written family i
     3-5 single-unit orders of at most $12 within 4-9 minutes, 40% refunded.
 ``mid_takeover`` (order_value_outlier, learned_score)
     A member with 3+ orders buys resellable goods at 4-12x their median order (>= $300).
-``hn_fast_browser``, ``hn_tab_opener``, ``hn_sale_family``, ``hn_big_spender``, ``hn_new_large_order`` (no kind)
+``hn_fast_browser``, ``hn_tab_opener``, ``hn_sale_family``, ``hn_big_spender``,
+``hn_new_large_order`` (no kind)
     3-6 minutes at 15-22 clicks a minute with exponential gaps and some carts; a search
     and 12-20 results opened within 5-20 s, then minutes of reading; 4-6 ordinary orders
     ($15-120 items) within 30-90 minutes; a new account ordering $1,200-2,800 every 3-8

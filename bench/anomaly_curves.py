@@ -65,7 +65,8 @@ STRENGTHS: Mapping[str, str] = {
     "order_velocity": "orders and refunds in the window / max_orders",
     "review_bombing": "min(low / threshold, low share / min_low_share) of the flagged bucket "
     "at its end (counted from the stream; the detector flags a bucket once, when it first "
-    "crosses, so its own score is the threshold)",
+    "crosses, so its own score is the threshold); spread signal: non-buyers' low ratings / "
+    "min_unverified_low",
     "review_duplicate": "members posting the copy / min_members",
     "learned_score": "the scorer's probability",
     "rating_text_mismatch": "the sentiment head's probability of the opposite sentiment",
@@ -100,6 +101,10 @@ def lowered(settings: AnomalySettings, scale: float = CURVE_SCALE) -> AnomalySet
         "cooldown_s": 0.0,
     }
     vel |= {"max_orders": max(2, round(vel["max_orders"] * scale)), "cooldown_s": 0.0}
+    if "min_unverified_low" in rb:
+        rb["min_unverified_low"] = max(2, round(rb["min_unverified_low"] * scale))
+    if "promo_similarity" in rd:
+        rd["promo_similarity"] = rd["promo_similarity"] * scale
     rb |= {
         "min_low": max(2, round(rb["min_low"] * scale)),
         "baseline_multiplier": max(1.01, rb["baseline_multiplier"] * scale),
@@ -180,6 +185,8 @@ def strength(flag: Mapping[str, Any], d: AnomalySettings, reviews: ReviewBuckets
             value = score / ov.population_cap
     elif kind == "order_velocity":
         value = score / d.order_velocity.max_orders
+    elif kind == "review_bombing" and details.get("signal") == "unverified_low_spread":
+        value = score / d.review_bombing.min_unverified_low
     elif kind == "review_bombing":
         rb = d.review_bombing
         n, low = reviews.at(flag["product_id"], _epoch(flag["window_start"]), rb.bucket_s)

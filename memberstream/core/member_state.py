@@ -24,6 +24,7 @@ outputs are acknowledged before its state is written).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -36,6 +37,8 @@ from memberstream.domain.interest import InterestState
 from memberstream.domain.membership import Order, OrderWindow, TierState
 
 STATE_VERSION = 1
+BOUGHT_KEPT = 64
+"""Distinct products bought that a member's state remembers."""
 
 
 @dataclass
@@ -67,6 +70,9 @@ class MemberState:
     """Sum over the member's reviews of p(positive) - p(negative)."""
     sentiment_reviews: int = 0
     purchases: PurchaseProfile | None = None
+    bought: deque[str] = field(default_factory=lambda: deque(maxlen=BOUGHT_KEPT))
+    """Product ids of the member's latest paid line items, most recent last: a review of
+    one of them is a verified purchase (review detectors weigh the others)."""
     """Only kept while the learned anomaly score is on."""
 
     def seen(self, event_id: str) -> bool:
@@ -74,6 +80,12 @@ class MemberState:
 
     def remember(self, event_id: str) -> None:
         self.recent_ids.append(event_id)
+
+    def note_bought(self, product_ids: Iterable[str]) -> None:
+        for pid in product_ids:
+            if pid in self.bought:
+                self.bought.remove(pid)
+            self.bought.append(pid)
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -101,6 +113,7 @@ class MemberState:
                 "fl": self.flags.to_dict(),
                 "pp": None if self.purchases is None else self.purchases.to_dict(),
                 "rs": [self.sentiment_sum, self.sentiment_reviews],
+                **({"bp": list(self.bought)} if self.bought else {}),
             }
         )
 
@@ -136,4 +149,5 @@ class MemberState:
             purchases=None if d.get("pp") is None else PurchaseProfile.from_dict(d["pp"]),
             sentiment_sum=d.get("rs", [0.0, 0])[0],
             sentiment_reviews=d.get("rs", [0.0, 0])[1],
+            bought=deque(d.get("bp", ()), maxlen=BOUGHT_KEPT),
         )

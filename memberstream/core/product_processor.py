@@ -117,6 +117,7 @@ def _review(record: dict[str, Any]) -> ProductReview:
             rating=int(record["rating"]),
             text_chars=len(text),
             embedding=embedding,
+            verified=record.get("verified") is not False,  # older records: assume bought
         )
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise BadProductRecord(f"bad review record: {type(exc).__name__}: {exc}") from exc

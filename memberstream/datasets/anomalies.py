@@ -805,15 +805,17 @@ class _Run:
         return _Draft([member], [self._purchase(member, t0, order_id, basket)])
 
     def _basket(self, rng: random.Random, target: float) -> list[tuple[Product, int]]:
-        """Items from the whole catalogue priced $50 and up, adding up to about ``target``."""
-        pool = [p for p in self.workload.catalog if p.price >= 50.0]
+        """1-4 items from the whole catalogue (priced $50 and up) adding up to about
+        ``target``: each the product priced nearest its share, among a few close ones."""
+        pool = sorted((p for p in self.workload.catalog if p.price >= 50.0), key=_price)
+        n = rng.randint(1, 4)
         basket: dict[str, tuple[Product, int]] = {}
-        total = 0.0
-        while total < target and len(basket) < 12:
-            product = rng.choice([p for p in pool if p.price <= max(target - total, 60.0)] or pool)
+        for _ in range(n):
+            share = target / n
+            closest = sorted(pool, key=lambda p: abs(p.price - share))[:5]
+            product = rng.choice(closest)
             _, q = basket.get(product.id, (product, 0))
             basket[product.id] = (product, q + 1)
-            total += product.price
         return list(basket.values())
 
 

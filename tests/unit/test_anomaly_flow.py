@@ -313,3 +313,24 @@ def test_member_flags_do_not_depend_on_how_clicks_and_orders_interleave() -> Non
         runs.append({f["flag_id"]: f for f in flags(run)})
     assert runs[0] == runs[1]
     assert {f["kind"] for f in runs[0].values()} >= {"click_burst", "order_velocity"}
+
+
+def test_a_review_is_verified_when_the_member_bought_the_product() -> None:
+    proc = MemberProcessor(Settings())
+    item = LineItem(product_id="p1", title="Kettle", category="home_kitchen", quantity=1,
+                    unit_price=30.0)  # fmt: skip
+    paid = PurchaseEvent(event_id="o1", member_id="m1", occurred_at=T0, order_id="o1",
+                         items=[item], total=30.0)  # fmt: skip
+    state = proc.apply(None, paid).state
+    bought = review(1, "m1", "p1", 5, "Boils fast, quiet lid.", 24)
+    other = review(2, "m1", "p2", 1, "Never arrived, awful.", 25)
+    forwarded = {
+        e.payload["product_id"]: e.payload["verified"]
+        for ev in (bought, other)
+        for e in proc.apply(state, ev).emits
+        if e.role == PRODUCT_REVIEWS
+    }
+    assert forwarded == {"p1": True, "p2": False}
+    # the memory of products bought survives the state's round trip
+    again = proc.load(state.to_bytes())
+    assert again is not None and list(again.bought) == ["p1"]

@@ -284,7 +284,10 @@ def test_distinct_products_near_misses(det: MemberDetectors) -> None:
 # --- order_value_outlier -------------------------------------------------------------------
 
 
-def test_order_value_outlier_against_member_history(det: MemberDetectors) -> None:
+def test_order_value_outlier_against_member_history() -> None:
+    """With a $250 floor (the default, 1,500, holds the false-alert target on normal
+    traffic; see OrderValueSettings.min_total), a 7x order flags."""
+    det = MemberDetectors(AnomalySettings(order_value=OrderValueSettings(min_total=250.0)))
     state = MemberAnomalyState()
     history = [order(i * 86_400.0, i, total) for i, total in enumerate([40, 50, 60, 45, 55])]
     assert feed(det, history, state) == []
@@ -313,13 +316,17 @@ def test_order_value_outlier_against_member_history(det: MemberDetectors) -> Non
     small = MemberAnomalyState()
     assert feed(det, [order(i * 86_400.0, f"s{i}", 10.0) for i in range(5)], small) == []
     assert feed(det, [order(6 * 86_400.0, "s-spike", 60.0)], small) == []
+    # and under the default floor the $400 takeover passes unflagged
+    default = MemberDetectors(AnomalySettings())
+    quiet = MemberAnomalyState()
+    assert feed(default, [*history, order(8 * 86_400.0, "spike", 400.0)], quiet) == []
 
 
 def test_order_value_population_cap_without_history(det: MemberDetectors) -> None:
-    assert feed(det, [order(0, 1, 2400.0)]) == []
-    (flag,) = feed(det, [order(0, 1, 3000.0)])
+    assert feed(det, [order(0, 1, 2900.0)]) == []  # a new member's large first order
+    (flag,) = feed(det, [order(0, 1, 3200.0)])
     assert flag.details["reason"] == "population_cap"
-    assert flag.score == 3000.0 and flag.threshold == 2500.0
+    assert flag.score == 3200.0 and flag.threshold == 3000.0
     # refunds are not orders: no value check
     assert feed(det, [order(0, 2, 9000.0, status="refunded")]) == []
 

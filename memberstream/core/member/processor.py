@@ -156,6 +156,8 @@ class MemberProcessor:
                 emits.append(self.membership_step.tier_emit(state, decision, event.event_id))
             candidates = anomalies.on_purchase(state, event)
             order = anomalies.order_vector(state, event, t, scores)
+            if event.status == "paid":
+                state.note_bought(item.product_id for item in event.items)
         elif isinstance(event, ClickEvent):
             state.counts.clicks += 1
             candidates = anomalies.on_click(state, event)
@@ -166,7 +168,8 @@ class MemberProcessor:
             emits.append(self.interest_step.update_emit(state, change, event))
         if isinstance(event, ReviewEvent):
             candidates = anomalies.review_sentiment(state, event, t, scores)
-            emits.append(product_review(event, scores, at))
+            verified = event.product_id in state.bought
+            emits.append(product_review(event, scores, at, verified))
         flags, suppressed = anomalies.raise_flags(state, candidates, event.event_id, t)
         emits.extend(flags)
         return Applied(state, emits, duplicate=False, order=order, suppressed=suppressed)

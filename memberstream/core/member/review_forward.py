@@ -17,11 +17,14 @@ from memberstream.schemas.events import ReviewEvent
 
 
 def product_review(
-    event: ReviewEvent, scores: Sequence[Scored] | None, at: Position | None
+    event: ReviewEvent, scores: Sequence[Scored] | None, at: Position | None, verified: bool = False
 ) -> Emit:
-    """The review for the product agent (keyed by product_id), with its embedding and
-    its position on the reviews topic (``src``: how the product agent recognises a
-    review forwarded again after a crash)."""
+    """The review for the product agent (keyed by product_id), with its embedding, its
+    position on the reviews topic (``src``: how the product agent recognises a review
+    forwarded again after a crash) and whether the member's state holds a paid order of
+    the product (``verified``; a purchase on the purchases topic and a review on the
+    reviews topic are not ordered against each other by Kafka, so a review made within
+    moments of its purchase may be read first: replays, which merge by timestamp, agree)."""
     embedding = None
     if scores:  # the review's one text: title and body (see InterestStep.items)
         embedding = base64.b64encode(np.asarray(scores[0].embedding, dtype="<f2").tobytes()).decode(
@@ -44,5 +47,6 @@ def product_review(
             else [round(float(p), 6) for p in scores[0].sentiment]
         ),
         "src": None if at is None else at.to_list(),
+        "verified": verified,
     }
     return Emit(OutputRole.PRODUCT_REVIEWS, event.product_id, payload)

@@ -24,10 +24,13 @@ Rates, both per 10,000 events:
 
 - ``normal_flags_per_10k`` (against ``anomaly.flag_budget_per_10k_events``): flags
   that match no label at all, over the events that belong to no label (background);
-- ``false_alerts_per_10k``: every false-positive flag as defined above (on
-  background traffic, on hard negatives, and of a wrong kind on an incident), over
-  the *benign* events: those that belong to no incident, i.e. background events
-  plus hard-negative events. Per kind likewise, over the same benign events.
+- ``false_alerts_per_10k``: false-positive flags on benign traffic (background or
+  hard negatives: an innocent member or product flagged), over the *benign* events:
+  those that belong to no incident, i.e. background events plus hard-negative
+  events. Per kind likewise, over the same benign events. A flag of the wrong kind
+  on a real incident (a click_burst on a scripted slow bot labeled bot_pattern) is a
+  false positive for its kind's precision, counted under ``other_incident``, but no
+  false alert: nobody innocent was flagged.
 
 Curves. Flags only exist at or above a detector's threshold, so a curve is computed
 from a run with lowered thresholds (``bench.anomaly_curves``): :func:`pr_curve` sweeps
@@ -101,6 +104,10 @@ class KindScore:
     found: int = 0
     flags: int = 0
     true_positives: int = 0
+    false_alerts: int = 0
+    """False positives on benign events (background or a hard negative): an innocent
+    member or product flagged. A flag of the wrong kind on an incident is a false
+    positive for precision, not a false alert."""
 
     @property
     def false_positives(self) -> int:
@@ -132,6 +139,7 @@ class KindScore:
             "flags": self.flags,
             "true_positives": self.true_positives,
             "false_positives": self.false_positives,
+            "false_alerts": self.false_alerts,
             "precision": self.precision,
             "precision_ci": _ci(self.precision_ci),
             "recall": self.recall,
@@ -236,13 +244,17 @@ class Evaluation:
         return sum(s.false_positives for s in self.kinds.values())
 
     @property
+    def false_alerts(self) -> int:
+        return sum(s.false_alerts for s in self.kinds.values())
+
+    @property
     def false_alerts_per_10k(self) -> float:
-        """All false-positive flags per 10,000 benign events (see the module doc)."""
-        return _per_10k(self.false_positives, self.benign_events)
+        """False alerts (false positives on benign events) per 10,000 benign events."""
+        return _per_10k(self.false_alerts, self.benign_events)
 
     def false_alerts_per_10k_by_kind(self) -> dict[str, float]:
-        """Per kind: its false-positive flags per 10,000 benign events."""
-        return {k: _per_10k(s.false_positives, self.benign_events) for k, s in self.kinds.items()}
+        """Per kind: its false alerts per 10,000 benign events."""
+        return {k: _per_10k(s.false_alerts, self.benign_events) for k, s in self.kinds.items()}
 
     def meets(self, precision: float, recall: float) -> dict[str, bool]:
         """Per kind with injected incidents: both goals met (precision 1.0 without flags)."""
@@ -263,6 +275,7 @@ class Evaluation:
             "normal_flags_by_kind": self.normal_flags_by_kind,
             "benign_events": self.benign_events,
             "false_positives": self.false_positives,
+            "false_alerts": self.false_alerts,
             "false_positives_by_source": self.false_positives_by_source,
             "false_alerts_per_10k": self.false_alerts_per_10k,
             "false_alerts_per_10k_by_kind": by_kind,
@@ -348,7 +361,10 @@ def evaluate(
             score.true_positives += 1
             found[kind].update(lab.incident_id for lab in hits)
         else:
-            sources[_source(matched)] += 1
+            source = _source(matched)
+            sources[source] += 1
+            if source != "other_incident":
+                score.false_alerts += 1
     for kind, ids in found.items():
         scores[kind].found = len(ids)
     flagged_any: set[str] = set().union(*hn_flagged.values()) if hn_flagged else set()
@@ -475,10 +491,14 @@ def pr_curve(
     truth = _Truth(labels, total_events)
     incidents = truth.incidents(kind)
     candidates: list[tuple[float, Mapping[str, Any], frozenset[str]]] = []
+    innocent: set[int] = set()  # flags on benign events only: false alerts when kept
     for strength, flag in flags_with_strength:
         if flag["kind"] != kind:
             continue
-        hits = frozenset(i for i, lab in truth.match(flag).items() if kind in lab.kinds)
+        matched = truth.match(flag)
+        hits = frozenset(i for i, lab in matched.items() if kind in lab.kinds)
+        if not hits and _source(matched) != "other_incident":
+            innocent.add(id(flag))
         candidates.append((strength, flag, hits))
     hits_of = {id(flag): hits for _, flag, hits in candidates}
     points = []
@@ -494,12 +514,13 @@ def pr_curve(
                 tp += 1
                 found |= hits
         n = len(kept)
+        alerts = sum(1 for _, flag in kept if id(flag) in innocent)
         points.append(
             PRPoint(
                 cutoff,
                 None if n == 0 else tp / n,
                 None if incidents == 0 else len(found) / incidents,
-                _per_10k(n - tp, truth.benign_events),
+                _per_10k(alerts, truth.benign_events),
             )
         )
     return points

@@ -39,7 +39,9 @@ order_value_outlier
     ``log(total)`` against the median and MAD of the member's own log totals
     (scale floored at ``min_scale``), flagged at ``z_threshold`` when the total is
     at least ``min_total`` (a small floor: a takeover at 5-10x a member's usual
-    $50 is a $250-500 order). With less history: flagged at ``population_cap``. An
+    $50 is a $250-500 order; the floor keeps the smallest of those, and a $40 member's
+    one $300 purchase, out of the queue). With less history: flagged at
+    ``population_cap``. An
     order that meets the outlier condition is not added to the history, whether
     or not a cooldown kept it from flagging, so a stolen account's spree does
     not shift the member's baseline.

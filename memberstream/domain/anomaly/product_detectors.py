@@ -15,13 +15,22 @@ review_bombing
     baseline is the mean low count of the ``baseline_buckets`` buckets before it
     (missing buckets count 0; the 0.5 floor keeps a product with no history from
     flagging on a handful of low ratings).
+    Second signal (spread bombing): low ratings from reviewers who never bought the
+    product (``verified`` false on the forwarded review: the member's state holds no
+    paid order of it), at least ``min_unverified_low`` within a sliding ``spread_s``
+    that does not reset at midnight. Buyers of a defective product do not count. The
+    flag's window starts at the bucket of the episode's first such review, and a flag
+    of either signal quiets the spread signal for ``spread_s``: one episode, one flag.
 review_duplicate
     Reviews with an embedding and at least ``min_chars`` characters are kept
     (``window_s + allowed_lateness_s`` of event time, at most ``max_recent``). The
     near-duplicates of a review are the kept reviews of *other* members within
     ``window_s`` of it whose cosine similarity reaches ``similarity``; a review
     whose near-duplicates and itself span ``min_members`` members is the centre of
-    a copy cluster. When a review arrives, it and each of its near-duplicates
+    a copy cluster. Two top ratings (``promo_rating``) from reviewers who never bought
+    the product count as near-duplicates from ``promo_similarity`` already: a ring
+    paraphrasing one promotional text; buyers who praise the same points are held to
+    ``similarity``. When a review arrives, it and each of its near-duplicates
     (the only reviews whose neighbourhood grew) are checked as centres. A
     qualifying centre flags its bucket ``floor(t_centre / bucket_s)`` of
     ``bucket_s``, at most once per bucket.
@@ -107,7 +116,9 @@ class ProductReview:
     rating: int
     text_chars: int
     embedding: np.ndarray | None = None
-    """Unit-length float32 text embedding (dim 384 in production); None without a model."""
+    """Unit-length float32 text embedding; None without a model."""
+    verified: bool = True
+    """The reviewer's state holds a paid order of the product."""
 
     @classmethod
     def from_event(cls, event: ReviewEvent, embedding: np.ndarray | None = None) -> ProductReview:
@@ -132,6 +143,8 @@ class KeptReview(NamedTuple):
     member_id: str
     vec: np.ndarray
     """Unit vector as little-endian float16 (read-only after a round trip)."""
+    promo: bool = False
+    """A top rating from a reviewer who never bought the product (a ring's signature)."""
 
 
 def quantize(embedding: np.ndarray) -> np.ndarray | None:
@@ -172,6 +185,11 @@ class ProductAnomalyState:
     two buckets that have not flagged, at most ``max_evidence`` each)."""
     bombed: set[int] = field(default_factory=set)
     """review_bombing: buckets already flagged."""
+    unverified_low: list[tuple[float, str]] = field(default_factory=list)
+    """review_bombing (spread): sorted (t, event id) of recent low ratings from reviewers
+    who never bought the product, since the last flag."""
+    quiet_until: float | None = None
+    """review_bombing (spread): no spread flag before this event time (one per episode)."""
     recent: list[KeptReview] = field(default_factory=list)
     """review_duplicate: kept reviews sorted by (t, event id)."""
     duplicated: set[int] = field(default_factory=set)
@@ -190,9 +208,14 @@ class ProductAnomalyState:
             d["l"] = [[b, [list(x) for x in self.low_ids[b]]] for b in sorted(self.low_ids)]
         if self.bombed:
             d["bf"] = sorted(self.bombed)
+        if self.unverified_low:
+            d["u"] = [list(x) for x in self.unverified_low]
+        if self.quiet_until is not None:
+            d["q"] = self.quiet_until
         if self.recent:
             d["r"] = [
                 [k.t, k.event_id, k.member_id, base64.b64encode(k.vec.tobytes()).decode()]
+                + ([1] if k.promo else [])
                 for k in self.recent
             ]
         if self.duplicated:
@@ -212,14 +235,18 @@ class ProductAnomalyState:
                 int(b): [(float(t), str(e)) for t, e in ids] for b, ids in data.get("l", ())
             }
             state.bombed = {int(b) for b in data.get("bf", ())}
+            state.unverified_low = [(float(t), str(e)) for t, e in data.get("u", ())]
+            quiet = data.get("q")
+            state.quiet_until = None if quiet is None else float(quiet)
             state.recent = [
                 KeptReview(
                     float(t),
                     str(e),
                     str(m),
                     np.frombuffer(base64.b64decode(v, validate=True), dtype="<f2"),
+                    bool(promo and promo[0]),
                 )
-                for t, e, m, v in data.get("r", ())
+                for t, e, m, v, *promo in data.get("r", ())
             ]
             state.duplicated = {int(b) for b in data.get("df", ())}
         except (TypeError, KeyError, ValueError, binascii.Error) as exc:
@@ -247,6 +274,8 @@ class ProductDetectors:
         out: list[Candidate] = []
         if self.rb.enabled:
             flag = self._bombing(state, review, now)
+            if flag is None and not review.verified:
+                flag = self._spread_bombing(state, review, now)
             if flag is not None:
                 out.append(flag)
         if self.rd.enabled:
@@ -290,6 +319,8 @@ class ProductDetectors:
         if low < threshold or share < rb.min_low_share:
             return None
         state.bombed.add(b)
+        state.quiet_until = now + rb.spread_s  # the same episode, seen whole
+        state.unverified_low.clear()
         ids = state.low_ids.pop(b, [])
         evidence = tuple(e for _, e in ids) or (review.event_id,)
         return Candidate(
@@ -311,6 +342,50 @@ class ProductDetectors:
             },
         )
 
+    def _spread_bombing(
+        self, state: ProductAnomalyState, review: ProductReview, now: float
+    ) -> Candidate | None:
+        """Low ratings from reviewers who never bought the product, spread over days: at
+        least ``min_unverified_low`` within a sliding ``spread_s`` (no reset at midnight).
+        The flag's window starts at the bucket of the episode's first such review; after a
+        flag (of either path) the product is quiet for ``spread_s``, so one episode is one
+        flag. Decided on the reviews seen so far, like the bucket path."""
+        rb = self.rb
+        if review.rating > rb.low_rating:
+            return None
+        kept = state.unverified_low
+        lo = now - rb.spread_s
+        while kept and kept[0][0] <= lo:
+            kept.pop(0)
+        if review.t <= lo:
+            return None
+        insort(kept, (review.t, review.event_id))
+        del kept[: max(0, len(kept) - self.max_evidence)]
+        if state.quiet_until is not None and now < state.quiet_until:
+            return None
+        if len(kept) < rb.min_unverified_low:
+            return None
+        start = math.floor(kept[0][0] / rb.bucket_s)
+        state.quiet_until = now + rb.spread_s
+        state.bombed.add(start)
+        evidence = tuple(e for _, e in kept)
+        kept.clear()
+        return Candidate(
+            kind="review_bombing",
+            subject="product",
+            subject_id=review.product_id,
+            window_start=start * rb.bucket_s,
+            window_end=now,
+            score=float(len(evidence)),
+            threshold=float(rb.min_unverified_low),
+            evidence=evidence,
+            details={
+                "signal": "unverified_low_spread",
+                "unverified_low": len(evidence),
+                "spread_s": rb.spread_s,
+            },
+        )
+
     # -- duplicated texts --
 
     def _duplicate(
@@ -329,7 +404,8 @@ class ProductDetectors:
         vec = quantize(review.embedding)
         if vec is None:
             return []
-        new = KeptReview(review.t, review.event_id, review.member_id, vec)
+        promo = not review.verified and review.rating >= rd.promo_rating
+        new = KeptReview(review.t, review.event_id, review.member_id, vec, promo)
         insort(recent, new, key=lambda k: (k.t, k.event_id))
         if len(recent) > rd.max_recent:
             evicted = recent.pop(0)
@@ -384,9 +460,10 @@ class ProductDetectors:
         return out
 
     def _near(self, a: KeptReview, b: KeptReview, cosine: float) -> bool:
-        """b is a near-duplicate of a (symmetric): another member, close in time, similar."""
+        """b is a near-duplicate of a (symmetric): another member, close in time, similar;
+        two top ratings from reviewers who never bought the product need only be
+        paraphrases (``promo_similarity``)."""
+        needed = self.rd.promo_similarity if a.promo and b.promo else self.rd.similarity
         return (
-            a.member_id != b.member_id
-            and abs(a.t - b.t) <= self.rd.window_s
-            and cosine >= self.rd.similarity
+            a.member_id != b.member_id and abs(a.t - b.t) <= self.rd.window_s and cosine >= needed
         )

@@ -101,10 +101,15 @@ class OrderValueSettings(_Detector):
         0.5, gt=0, description="floor of the robust log-space scale (MAD x 1.4826)"
     )
     min_total: float = Field(
-        250.0, ge=0, description="orders below this total never flag as outliers"
+        1500.0,
+        ge=0,
+        description="orders below this total never flag as outliers; from the false-alert "
+        "target: on normal synthetic traffic 400 gives 1.3 order_value alerts per 10,000 events, "
+        "800 gives 0.6, 1,200 gives 0.4, 1,500 gives 0.1 (takeovers of a few hundred dollars "
+        "look like a member's one large purchase by value alone)",
     )
     population_cap: float = Field(
-        2500.0,
+        3000.0,
         gt=0,
         description="an order at or above this total flags when the member has "
         "too little history for a baseline (e.g. a first order)",
@@ -147,6 +152,15 @@ class ReviewBombingSettings(_Detector):
     baseline_multiplier: float = Field(
         4.0, gt=1, description="low ratings must exceed this multiple of the baseline"
     )
+    spread_s: float = Field(
+        4 * DAY_S,
+        gt=0,
+        description="sliding window of the second signal: low ratings from reviewers who "
+        "never bought the product, however they are spread over the days",
+    )
+    min_unverified_low: int = Field(
+        5, ge=2, description="such low ratings within spread_s that flag (one flag per episode)"
+    )
 
 
 class ReviewDuplicateSettings(_Detector):
@@ -166,6 +180,15 @@ class ReviewDuplicateSettings(_Detector):
     similarity: float = Field(
         0.95, gt=0, le=1, description="cosine similarity of the embeddings counted as a copy"
     )
+    promo_similarity: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="cosine enough between two top ratings from reviewers who never bought "
+        "the product: a ring paraphrasing one promotional text (friends who bought it and "
+        "praise the same points are held to `similarity`)",
+    )
+    promo_rating: int = Field(4, ge=1, le=5, description="ratings at or above this are 'top'")
     min_members: int = Field(3, ge=2, description="distinct members posting the same text")
     max_recent: int = Field(200, gt=0, description="recent reviews kept per product")
     allowed_lateness_s: float = Field(

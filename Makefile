@@ -18,7 +18,7 @@ MODEL  ?= $(MODELS)/use-multilingual-v3
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,train]'
+	$(BIN)/pip install --quiet -e '.[cpu,dev,train]'
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -26,7 +26,12 @@ import orjson
 
 from memberstream import __version__
 from memberstream.cli.commands.broker import broker
-from memberstream.cli.commands.context import DEBUG_ENV, MemberstreamGroup, settings_from
+from memberstream.cli.commands.context import (
+    DEBUG_ENV,
+    MemberstreamGroup,
+    serve_metrics,
+    settings_from,
+)
 from memberstream.cli.commands.demo import demo
 from memberstream.cli.commands.dlq import dlq
 from memberstream.cli.commands.inspect import config_group, lag
@@ -132,6 +137,7 @@ def worker(ctx: click.Context, log_level: str) -> None:
     worker = MemberstreamWorker(
         app, loglevel=log_level, shutdown_timeout_s=settings.shutdown_timeout_s
     )
+    serve_metrics(settings, app.memberstream_metrics)
     tune_gc()
     worker.execute_from_commandline()
 

@@ -136,3 +136,29 @@ class DeadLetterSettings(BaseModel):
                 f"the producer's {PRODUCER_MAX_REQUEST_BYTES}-byte request limit"
             )
         return self
+
+
+class MetricsSettings(BaseModel):
+    """The worker's and the collector's Prometheus endpoint, health checks and costs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    port: int = Field(
+        9464,
+        ge=0,
+        le=65535,
+        description="/metrics, /healthz and /readyz on this port (0: no endpoint)",
+    )
+    host: str = Field("0.0.0.0", description="address the endpoint listens on")
+    stall_s: float = Field(
+        30.0,
+        gt=0,
+        description="/healthz fails when the event loop has not run for this long",
+    )
+    core_hour_price: float = Field(
+        0.04, ge=0, description="price of one CPU core for an hour, for the cost metrics"
+    )
+    gpu_hour_price: float = Field(
+        2.5, ge=0, description="price of one GPU for an hour, for the cost metrics"
+    )
+    currency: str = Field("USD", min_length=1, max_length=8)

@@ -45,6 +45,7 @@ from memberstream.config.learning import LearningSettings
 from memberstream.config.runtime import (
     BatchSettings,
     DeadLetterSettings,
+    MetricsSettings,
     RocksDBSettings,
     TopicNames,
 )
@@ -117,6 +118,7 @@ class Settings(BaseSettings):
     summary: SummarySettings = Field(default_factory=SummarySettings)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
-import onnxruntime as ort
 from pydantic import BaseModel, Field
 from tokenizers import Encoding, Tokenizer
+
+from memberstream.errors import ModelError
 
 # The encoder's defaults are defined with its settings (plain pydantic, which the
 # settings assembly reads without loading ONNX Runtime); the default directory is
@@ -48,7 +49,49 @@ from memberstream.ml.settings import (
     EncoderSettings,
 )
 
+# ONNX Runtime comes from exactly one of the `cpu` or `gpu` extras (both install the
+# `onnxruntime` module, so one would shadow the other). This module is also imported
+# for its checksums and manifest by commands that never run a model (`models fetch`),
+# so a missing runtime is reported when a session is about to be made, not here.
+try:
+    import onnxruntime as ort
+except ImportError as _exc:
+    ort = None  # type: ignore[assignment]
+    _ORT_IMPORT_ERROR: ImportError | None = _exc
+else:
+    _ORT_IMPORT_ERROR = None
+
 log = logging.getLogger(__name__)
+
+RUNTIME_HINT = (
+    "install exactly one ONNX Runtime: pip install 'memberstream[cpu]' (onnxruntime), or "
+    "'memberstream[gpu]' (onnxruntime-gpu, needs CUDA and cuDNN) on a CUDA machine; with "
+    "both installed one shadows the other: pip uninstall -y onnxruntime onnxruntime-gpu, "
+    "then install one of the two extras"
+)
+
+
+def require_runtime() -> None:
+    """Raise :class:`~memberstream.errors.ModelError` unless ONNX Runtime is importable.
+
+    Also catches the half-removed install left when one of onnxruntime and
+    onnxruntime-gpu is uninstalled after both were installed: an ``onnxruntime``
+    package directory without ``InferenceSession``.
+    """
+    if ort is None:
+        raise ModelError(
+            f"ONNX Runtime is not installed (import onnxruntime: {_ORT_IMPORT_ERROR}); the "
+            "text encoder needs onnxruntime (CPU) or onnxruntime-gpu (CUDA)",
+            hint=RUNTIME_HINT,
+        )
+    if not hasattr(ort, "InferenceSession"):
+        where = getattr(ort, "__file__", None) or ", ".join(getattr(ort, "__path__", []))
+        raise ModelError(
+            f"ONNX Runtime at {where} is incomplete (no InferenceSession): usually "
+            "onnxruntime and onnxruntime-gpu were both installed and one of them removed",
+            hint=RUNTIME_HINT,
+        )
+
 
 TOKENIZER_FILE = "tokenizer.json"
 MODEL_FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
@@ -216,10 +259,12 @@ def choose_providers(
     session really starts on it; onnxruntime-gpu installed on a machine without
     usable CUDA libraries otherwise falls back to the CPU with a loud error per
     session. ``prefer="cpu"`` skips the probe; ``prefer="cuda"`` raises
-    :class:`EncoderError` when CUDA cannot be used.
+    :class:`EncoderError` when CUDA cannot be used. Raises
+    :class:`~memberstream.errors.ModelError` when no ONNX Runtime is installed.
     """
     if prefer not in ("auto", "cpu", "cuda"):
         raise ValueError(f"providers must be auto, cpu or cuda, not {prefer!r}")
+    require_runtime()
     if prefer == "cpu":
         return [CPU]
     available = ort.get_available_providers()

@@ -161,6 +161,8 @@ class InferenceStage:
         self.head_version = head_version(head, taxonomy, head_file)
         self.cache = ProductCache(cache_size)
         self.stats = StageStats()
+        self.on_compute: Callable[[float, int], None] | None = None
+        """Told (seconds, texts) after each model call (the worker's metrics)."""
         self._pending: dict[str, tuple[Any, str]] = {}
         self._in_flight = 0
         self._listeners: list[Callable[[InferenceStage], None]] = []
@@ -290,8 +292,11 @@ class InferenceStage:
         emb = np.asarray(self.encoder.encode(texts), dtype=np.float32)
         probs = np.asarray(self.head.predict_proba(emb), dtype=np.float64)
         sentiment = None if self.sentiment is None else self.sentiment.predict_proba(emb, texts)
-        self.stats.model_seconds += time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self.stats.model_seconds += seconds
         self.stats.texts_encoded += len(texts)
+        if self.on_compute is not None:
+            self.on_compute(seconds, len(texts))
         return {
             t: Scored(emb[i], probs[i], None if sentiment is None else sentiment[i])
             for i, t in enumerate(texts)

@@ -24,6 +24,7 @@ from memberstream.ml.inference import InferenceStage, load_taxonomy, stage_from_
 from memberstream.streams.commit_watchdog import CommitWatchdog
 from memberstream.streams.faust_batches import TableStore, held_acks
 from memberstream.streams.kafka_io import committed_offset, first_offset_at
+from memberstream.streams.metrics import WorkerMetrics
 from memberstream.streams.model_watch import ModelWatcher
 from memberstream.streams.offset_guard import OffsetGuard
 from memberstream.streams.outputs import OutputNotDelivered, OutputSink
@@ -171,6 +172,27 @@ def build_app(
     )
     progress = Progress()
     app.memberstream_progress = progress  # type: ignore[attr-defined]
+    metrics = WorkerMetrics(settings)
+    app.memberstream_metrics = metrics  # type: ignore[attr-defined]  # (read by the sink)
+    metrics.app = app
+    metrics.stage = stage
+    metrics.gpu = stage is not None and "CUDAExecutionProvider" in getattr(
+        stage.encoder, "providers", ()
+    )
+    if stage is not None:
+        stage.on_compute = metrics.observe_model
+
+    def ready() -> bool:
+        recovered = app.tables.recovery.completed.is_set()
+        models = watcher is None or watcher.ready.is_set()
+        return recovered and models and not app.rebalancing
+
+    metrics.ready_check = ready
+
+    @app.timer(interval=1.0)
+    async def heartbeat() -> None:
+        metrics.tick()  # /healthz: the event loop runs
+
     batch = settings.batch
 
     guards: list[OffsetGuard] = []
@@ -182,7 +204,10 @@ def build_app(
         return await committed_offset(settings, settings.app_id, tp.topic, tp.partition)
 
     async def run_batches(
-        stream: StreamT, process: Callable[[Any], Awaitable[Any]], done: Callable[[Any], None]
+        agent: str,
+        stream: StreamT,
+        process: Callable[[Any], Awaitable[Any]],
+        done: Callable[[Any], None],
     ) -> None:
         guard = OffsetGuard(app.consumer, first_record_at, committed_at)
         guards.append(guard)
@@ -196,8 +221,14 @@ def build_app(
                     if stage is not None:
                         stage.batch_started()  # a new model version never lands mid-batch
                     try:
+                        started = time.perf_counter()
                         with held_acks(admitted):
-                            done(await process(admitted))
+                            stats = await process(admitted)
+                        done(stats)
+                        metrics.count_events(ev.message.topic for ev in admitted)
+                        metrics.observe_batch(
+                            agent, len(admitted), time.perf_counter() - started, stats.duplicates
+                        )
                     finally:
                         if stage is not None:
                             stage.batch_finished()
@@ -226,14 +257,14 @@ def build_app(
         batcher = member_batcher(
             settings, TableStore(members), sink_factory(app, settings), stage, taxonomy
         )
-        await run_batches(stream, batcher.process, progress.member_batch)
+        await run_batches("ingest", stream, batcher.process, progress.member_batch)
 
     @app.agent(_raw_topic(app, settings, topics.product_reviews), name="products", concurrency=1)
     async def product_agent(stream: StreamT) -> None:
         batcher = product_batcher(
             settings, TableStore(products), sink_factory(app, settings), stage
         )
-        await run_batches(stream, batcher.process, progress.product_batch)
+        await run_batches("products", stream, batcher.process, progress.product_batch)
 
     @app.timer(interval=10.0)
     async def report_progress() -> None:
@@ -265,6 +296,7 @@ def build_app(
         app, [*topics.ingest(), topics.product_reviews], settings.stall_after_s, forget_expected
     )
     app.memberstream_watchdog = watchdog  # type: ignore[attr-defined]
+    metrics.watchdog = watchdog
 
     @app.timer(interval=max(1.0, settings.stall_after_s / 4))
     async def unstick_commits() -> None:

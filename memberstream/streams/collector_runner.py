@@ -14,16 +14,19 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
+from prometheus_client.core import CounterMetricFamily
 
 from memberstream.config import Settings
 from memberstream.core.collector import SampleCollector
 from memberstream.ml.training.sample_store import SampleStore
 from memberstream.streams.kafka_io import _authorized, _partitions_of, _start, connection
+from memberstream.streams.metrics import WorkerMetrics
 from memberstream.streams.model_updates import latest_updates
 
 log = logging.getLogger(__name__)
@@ -204,8 +207,12 @@ class CollectorRun:
                 return
 
 
-def run_collector(settings: Settings, *, until_caught_up: bool = False) -> CollectResult:
-    """Run until SIGTERM/SIGINT (or, with ``until_caught_up``, the end offsets at start)."""
+def run_collector(
+    settings: Settings, *, until_caught_up: bool = False, metrics: WorkerMetrics | None = None
+) -> CollectResult:
+    """Run until SIGTERM/SIGINT (or, with ``until_caught_up``, the end offsets at start);
+    ``metrics`` (served by the caller) then shows the collector's counters, health and
+    readiness (its group has partitions)."""
 
     async def main() -> CollectResult:
         run = CollectorRun(settings, until_caught_up=until_caught_up)
@@ -213,6 +220,51 @@ def run_collector(settings: Settings, *, until_caught_up: bool = False) -> Colle
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, run.stop)
-        return await run.run()
+        ticking = None
+        if metrics is not None:
+            metrics.registry.register(_CollectorScraped(run))
+            metrics.ready_check = lambda: (
+                run.consumer is not None and bool(run.consumer.assignment())
+            )
+            ticking = asyncio.create_task(_tick(metrics))
+        try:
+            return await run.run()
+        finally:
+            if ticking is not None:
+                ticking.cancel()
 
     return asyncio.run(main())
+
+
+async def _tick(metrics: WorkerMetrics) -> None:
+    while True:
+        metrics.tick()
+        await asyncio.sleep(1.0)
+
+
+class _CollectorScraped:
+    """The collector's counters, read at scrape time."""
+
+    def __init__(self, run: CollectorRun) -> None:
+        self.run = run
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        s = self.run.collector.stats
+        yield CounterMetricFamily(
+            "memberstream_collector_records", "Records the collector read", value=s.records
+        )
+        samples = CounterMetricFamily(
+            "memberstream_collector_samples", "Labeled samples derived, by task", labels=["task"]
+        )
+        for task, n in sorted(s.samples.items()):
+            samples.add_metric([task], n)
+        yield samples
+        yield CounterMetricFamily(
+            "memberstream_collector_duplicates", "Samples dropped as stored", value=s.duplicates
+        )
+        yield CounterMetricFamily(
+            "memberstream_collector_flushes", "Shards flushed and committed", value=s.flushes
+        )

@@ -92,6 +92,7 @@ class OutputSink:
         self.dead_letters = 0
         self._pending: list[tuple[str, Awaitable[object]]] = []
         self._letters: list[tuple[_Letter, Awaitable[object]]] = []
+        self.metrics = getattr(app, "memberstream_metrics", None)
 
     async def _send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[object]:
         # The record timestamp is left to the producer (now). Event time is in the
@@ -110,6 +111,8 @@ class OutputSink:
             raise OutputNotDelivered(f"producing to {topic} failed: {_describe(exc)}") from exc
         self._pending.append((topic, fut))
         self.sent += 1
+        if self.metrics is not None:
+            self.metrics.count_output(topic, emit.payload, emit.role.value)
 
     async def dead_letter(self, message: Message, failure: DecodeFailure) -> None:
         conf = self.letters_settings
@@ -129,6 +132,8 @@ class OutputSink:
         )
         self._letters.append((letter, await self._send_letter(letter)))
         self.dead_letters += 1
+        if self.metrics is not None:
+            self.metrics.count_dead_letter(message.topic, failure.error_type)
 
     async def _send_letter(self, letter: _Letter) -> Awaitable[object]:
         """Send a dead letter, retrying with back-off until the producer takes it."""

@@ -149,3 +149,30 @@ def iso_time(value: str | None) -> datetime | None:
     if t.tzinfo is None:
         raise click.BadParameter(f"{value!r} has no timezone (add Z or +00:00)")
     return t
+
+
+def serve_metrics(settings: Any, metrics: Any) -> Any:
+    """Start the process's /metrics, /healthz and /readyz endpoint (none when
+    ``metrics.port`` is 0). A port in use is logged and the process goes on without
+    the endpoint: several workers on one host (tests, a laptop) must not stop each
+    other, and in a pod the missing readiness endpoint keeps it out of service, which
+    shows."""
+    if not settings.metrics.port:
+        return None
+    import logging
+
+    from memberstream.streams.metrics import MetricsServer
+
+    try:
+        server = MetricsServer(metrics, settings.metrics.host, settings.metrics.port).start()
+    except OSError as exc:
+        logging.getLogger("memberstream.metrics").error(
+            "metrics endpoint %s:%d not started: %s (set MEMBERSTREAM_METRICS__PORT to a free "
+            "port, or 0 for none)",
+            settings.metrics.host,
+            settings.metrics.port,
+            exc.strerror,
+        )
+        return None
+    click.echo(f"metrics: http://{settings.metrics.host}:{server.port}/metrics", err=True)
+    return server

@@ -69,7 +69,14 @@ def collect(ctx: click.Context, until_caught_up: bool, samples_dir: Path | None)
         f"collect: group {collector_group(settings)} -> {settings.learning.samples_dir}",
         err=True,
     )
-    result = run_collector(settings, until_caught_up=until_caught_up)
+    metrics = None
+    if not until_caught_up:  # a long-running collector: /metrics, /healthz, /readyz
+        from memberstream.cli.commands.context import serve_metrics
+        from memberstream.streams.metrics import WorkerMetrics
+
+        metrics = WorkerMetrics(settings)
+        serve_metrics(settings, metrics)
+    result = run_collector(settings, until_caught_up=until_caught_up, metrics=metrics)
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.samples.items())) or "none"
     click.echo(
         f"collected {sum(result.samples.values())} samples ({kinds}) from {result.records} "

@@ -23,8 +23,6 @@ import argparse
 import asyncio
 import itertools
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -43,10 +41,10 @@ from memberstream.datasets.anomalies import AnomalyInjector, InjectionConfig
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
 from memberstream.schemas.codec import encode
 from memberstream.schemas.events import Envelope
-from memberstream.streams.kafka_io import GroupOffsets, delete_topics, iter_topic, topic_for
+from memberstream.streams.kafka_io import GroupOffsets, delete_topics, topic_for
 from memberstream.streams.replay import OUTPUT_FIELDS, namespace_settings
-from memberstream.streams.worker_process import WorkerProcess, settings_env
-from memberstream.testing import new_namespace, wait_processed
+from memberstream.streams.worker_process import WorkerProcess
+from memberstream.testing import new_namespace, run_cli, topic_records, wait_processed
 
 RESULTS = Path(__file__).parent / "results"
 OUTPUTS = [f for f in OUTPUT_FIELDS if f != "product_reviews"]
@@ -99,27 +97,13 @@ async def keep_forever(settings: Settings) -> None:
 def cli(
     settings: Settings, *args: str, env: dict[str, str] | None = None
 ) -> tuple[int, str, float]:
-    child = {k: v for k, v in os.environ.items() if not k.startswith("MEMBERSTREAM_")}
-    child |= settings_env(settings) | (env or {})
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "memberstream", *args],
-        env=child,
-        capture_output=True,
-        text=True,
-    )
+    done = run_cli(settings, *args, env=env, timeout_s=3600)
     return done.returncode, done.stdout + done.stderr, time.monotonic() - started
 
 
 def outputs(settings: Settings, ns: Settings) -> dict[str, list[tuple[bytes, bytes]]]:
-    async def read(topic: str) -> list[tuple[bytes, bytes]]:
-        found = [
-            (p, o, k or b"", v or b"")
-            async for k, v, p, o in iter_topic(settings, topic, idle_timeout_s=3.0, to_end=True)
-        ]
-        return [(k, v) for _, _, k, v in sorted(found)]
-
-    return {f: asyncio.run(read(getattr(ns.topics, f))) for f in OUTPUTS}
+    return {f: topic_records(settings, getattr(ns.topics, f)) for f in OUTPUTS}
 
 
 async def live_run(settings: Settings, n: int, log: Path) -> tuple[float, float]:

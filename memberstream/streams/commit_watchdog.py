@@ -44,23 +44,35 @@ class Stuck:
         return f"{self.tp.topic}[{self.tp.partition}] {self.committed}/{self.highwater}"
 
 
-def stuck_partitions(
+def fetched_positions(
     consumer: Any, assignment: Iterable[_TP], topics: Collection[str]
-) -> list[Stuck]:
-    """Input partitions whose committed offset is below the high watermark."""
+) -> list[tuple[_TP, int | None, int]]:
+    """(partition, committed offset or None, high watermark) of the assigned partitions of
+    ``topics`` whose high watermark the fetcher knows (the commit watchdog's view of lag,
+    and the worker's lag metric)."""
     committed_by_tp = getattr(consumer, "_committed_offset", {})
     out = []
     for tp in assignment:
         if tp.topic not in topics:
             continue
-        committed = committed_by_tp.get(tp)
         try:
             highwater = consumer.highwater(tp)
         except Exception:  # not fetched from yet
             continue
-        if committed is not None and highwater is not None and committed < highwater:
-            out.append(Stuck(tp, committed, highwater))
+        if highwater is not None:
+            out.append((tp, committed_by_tp.get(tp), highwater))
     return out
+
+
+def stuck_partitions(
+    consumer: Any, assignment: Iterable[_TP], topics: Collection[str]
+) -> list[Stuck]:
+    """Input partitions whose committed offset is below the high watermark."""
+    return [
+        Stuck(tp, committed, highwater)
+        for tp, committed, highwater in fetched_positions(consumer, assignment, topics)
+        if committed is not None and committed < highwater
+    ]
 
 
 class CommitWatchdog:

@@ -33,6 +33,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
 from memberstream.config import Settings
+from memberstream.streams.commit_watchdog import fetched_positions
 
 log = logging.getLogger(__name__)
 disable_created_metrics()  # a *_created series per counter doubles the scrape for nothing
@@ -274,20 +275,10 @@ def _lag(app: Any, topics: set[str]) -> list[tuple[str, int, float]]:
         assignment = list(consumer.assignment())
     except Exception:
         return []
-    committed = getattr(consumer, "_committed_offset", {})
-    out = []
-    for tp in assignment:
-        if tp.topic not in topics:
-            continue
-        try:
-            highwater = consumer.highwater(tp)
-        except Exception:
-            continue
-        if highwater is None:
-            continue
-        done = committed.get(tp) or 0
-        out.append((tp.topic, tp.partition, float(max(highwater - done, 0))))
-    return out
+    return [
+        (tp.topic, tp.partition, float(max(highwater - (committed or 0), 0)))
+        for tp, committed, highwater in fetched_positions(consumer, assignment, topics)
+    ]
 
 
 class MetricsServer:

@@ -28,6 +28,9 @@ Helpers (plain functions, usable without pytest):
   different payloads share an ``output_id``.
 - :func:`run_offline`: the same processors in-process, no Kafka: the fast path for
   logic tests.
+- :func:`run_cli`: a ``memberstream`` command in a child process with given settings.
+- :func:`topic_records`: a topic's ``(key, value)`` records, partition by partition in
+  offset order (two topics compare record for record).
 
 A downstream test in ten lines::
 
@@ -87,8 +90,10 @@ __all__ = [
     "raw_records",
     "read_outputs",
     "read_until",
+    "run_cli",
     "run_offline",
     "run_until_processed",
+    "topic_records",
     "wait_processed",
 ]
 
@@ -334,3 +339,37 @@ def run_offline(settings: Settings, events: Iterable[Envelope], with_model: bool
     run = OfflineRun(settings, stage)
     run.feed(events)
     return run
+
+
+def run_cli(
+    settings: Settings, *args: str, env: dict[str, str] | None = None, timeout_s: float = 300.0
+) -> subprocess.CompletedProcess[str]:
+    """``memberstream <args>`` in a child process with ``settings`` (as environment
+    variables, with ``env`` on top); its exit code and output."""
+    import sys
+
+    from memberstream.streams.worker_process import settings_env
+
+    child = {k: v for k, v in os.environ.items() if not k.startswith("MEMBERSTREAM_")}
+    child |= settings_env(settings) | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "memberstream", *args],
+        env=child,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
+def topic_records(settings: Settings, topic: str) -> list[tuple[bytes, bytes]]:
+    """Every ``(key, value)`` record now in ``topic``, partition by partition in offset
+    order: the same records produced in the same order compare equal."""
+    from memberstream.streams.kafka_io import iter_topic
+
+    async def read() -> list[tuple[int, int, bytes, bytes]]:
+        return [
+            (p, o, k or b"", v or b"")
+            async for k, v, p, o in iter_topic(settings, topic, idle_timeout_s=3.0, to_end=True)
+        ]
+
+    return [(k, v) for _, _, k, v in sorted(asyncio.run(read()))]

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -22,15 +19,15 @@ import pytest
 from memberstream.config import Settings
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
 from memberstream.schemas.events import Envelope
-from memberstream.streams.kafka_io import iter_topic
 from memberstream.streams.replay import (
     OUTPUT_FIELDS,
     namespace_settings,
     prepare,
     replay_into,
 )
-from memberstream.streams.worker_process import WorkerProcess, settings_env
-from memberstream.testing import produce, wait_processed
+from memberstream.streams.worker_process import WorkerProcess
+from memberstream.testing import produce, run_cli, wait_processed
+from memberstream.testing import topic_records as read_topic
 
 from .conftest import make_namespace
 
@@ -57,30 +54,12 @@ def now_ms() -> int:
 
 
 def cli(settings: Settings, *args: str, env: dict[str, str] | None = None) -> Any:
-    """``memberstream <args>`` in a child process with ``settings``; its result."""
-    child = {k: v for k, v in os.environ.items() if not k.startswith("MEMBERSTREAM_")}
-    child |= settings_env(settings) | (env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "memberstream", *args],
-        env=child,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(settings, *args, env=env)
 
 
 def topic_records(settings: Settings, ns: Settings) -> dict[str, list[tuple[bytes, bytes]]]:
-    """Each output topic of the namespace ``ns``: its (key, value) records, partition by
-    partition in offset order."""
-
-    async def read(topic: str) -> list[tuple[bytes, bytes]]:
-        found = [
-            (p, o, k or b"", v or b"")
-            async for k, v, p, o in iter_topic(settings, topic, idle_timeout_s=3.0, to_end=True)
-        ]
-        return [(k, v) for _, _, k, v in sorted(found)]
-
-    return {f: asyncio.run(read(getattr(ns.topics, f))) for f in OUTPUTS}
+    """Each output topic of the namespace ``ns``: its records in partition and offset order."""
+    return {f: read_topic(settings, getattr(ns.topics, f)) for f in OUTPUTS}
 
 
 def distinct(records: dict[str, list[tuple[bytes, bytes]]]) -> dict[str, set[tuple[bytes, bytes]]]:

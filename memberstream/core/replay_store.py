@@ -119,7 +119,3 @@ class KindStore:
 
     def put(self, key: bytes | None, value: bytes, event: object = None) -> None:
         self.store.put(self.kind, key, value)
-
-    def items(self) -> Iterable[tuple[bytes, bytes]]:
-        rows = self.store.db.execute("SELECT key, value FROM state WHERE kind=?", (self.kind,))
-        return [(bytes(k), bytes(v)) for k, v in rows]

@@ -19,6 +19,7 @@ answers "unhealthy".
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -144,8 +145,9 @@ class WorkerMetrics:
     # -- the batch path ------------------------------------------------------------------
 
     def count_events(self, topics: Iterable[str]) -> None:
-        for topic in topics:
-            self.events_in.labels(topic).inc()
+        """One batch's records by topic (one increment per topic, not per record)."""
+        for topic, n in collections.Counter(topics).items():
+            self.events_in.labels(topic).inc(n)
 
     def count_output(self, topic: str, payload: dict[str, Any], role: str) -> None:
         self.outputs.labels(topic).inc()

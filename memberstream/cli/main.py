@@ -90,8 +90,14 @@ def _on_wait(message: str) -> None:
     envvar=DEBUG_ENV,
     help="Show the traceback of an error (also MEMBERSTREAM_DEBUG=1).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log format of the long-running commands (worker, collect, learn, replay); "
+    "default: the logging.format setting (text).",
+)
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, debug: bool) -> None:
+def cli(ctx: click.Context, config: Path | None, debug: bool, log_format: str | None) -> None:
     """memberstream: real-time member intelligence on Kafka.
 
     Consumes click, purchase and review events, keeps per-member state, and
@@ -100,7 +106,7 @@ def cli(ctx: click.Context, config: Path | None, debug: bool) -> None:
     Kafka: KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092). For a local
     broker, run `memberstream broker start`.
     """
-    ctx.obj = {"config": config, "debug": debug}
+    ctx.obj = {"config": config, "debug": debug, "log_format": log_format}
     _quiet_kafka_logs(debug)
 
 
@@ -135,7 +141,7 @@ def worker(ctx: click.Context, log_level: str) -> None:
     )
     app = build_app(settings)  # an EncoderError becomes a ModelError with its hint
     worker = MemberstreamWorker(
-        app, loglevel=log_level, shutdown_timeout_s=settings.shutdown_timeout_s
+        app, loglevel=log_level, shutdown_timeout_s=settings.shutdown_timeout_s, settings=settings
     )
     serve_metrics(settings, app.memberstream_metrics)
     tune_gc()

@@ -1,7 +1,10 @@
 """Settings sections of the Faust wiring: topic names, micro-batching, the RocksDB
-tables and dead letters (the bounds :mod:`memberstream.core.dead_letters` applies)."""
+tables, dead letters (the bounds :mod:`memberstream.core.dead_letters` applies), the
+metrics endpoint and the log format."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -139,7 +142,8 @@ class DeadLetterSettings(BaseModel):
 
 
 class MetricsSettings(BaseModel):
-    """The worker's and the collector's Prometheus endpoint, health checks and costs."""
+    """The Prometheus endpoint of the worker, the collector and the periodic learning loop,
+    its health checks and costs."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -162,3 +166,25 @@ class MetricsSettings(BaseModel):
         2.5, ge=0, description="price of one GPU for an hour, for the cost metrics"
     )
     currency: str = Field("USD", min_length=1, max_length=8)
+    state_every_s: float = Field(
+        30.0,
+        gt=0,
+        description="how often the worker samples its state size (entries per table, bytes "
+        "on disk) for the metrics; never per record",
+    )
+
+
+class LoggingSettings(BaseModel):
+    """How the long-running commands (worker, collector, learn, replay) log.
+
+    Both formats go through the same redaction (:mod:`memberstream.streams.logs`):
+    review texts, titles and queries never appear, member ids only as pseudonyms.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["text", "json"] = Field(
+        "text",
+        description="text: one human-readable line per record; json: one JSON object per "
+        "line (timestamp, level, logger, message, structured fields, exception)",
+    )

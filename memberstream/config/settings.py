@@ -45,6 +45,7 @@ from memberstream.config.learning import LearningSettings
 from memberstream.config.runtime import (
     BatchSettings,
     DeadLetterSettings,
+    LoggingSettings,
     MetricsSettings,
     RocksDBSettings,
     TopicNames,
@@ -119,6 +120,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -24,7 +25,7 @@ from memberstream.ml.inference import InferenceStage, load_taxonomy, stage_from_
 from memberstream.streams.commit_watchdog import CommitWatchdog
 from memberstream.streams.faust_batches import TableStore, held_acks
 from memberstream.streams.kafka_io import committed_offset, first_offset_at
-from memberstream.streams.metrics import WorkerMetrics
+from memberstream.streams.metrics import StateSize, WorkerMetrics
 from memberstream.streams.model_watch import ModelWatcher
 from memberstream.streams.offset_guard import OffsetGuard
 from memberstream.streams.outputs import OutputNotDelivered, OutputSink
@@ -305,6 +306,16 @@ def build_app(
         stuck = await watchdog.check(time.monotonic() - progress.last_batch_at)
         if stuck:
             progress.last_batch_at = time.monotonic()  # give the re-read time to arrive
+
+    state_size = StateSize(
+        metrics,
+        {"members": members, "products": products},
+        Path(app.conf.tabledir) if settings.store.startswith("rocksdb") else None,
+    )
+
+    @app.timer(interval=settings.metrics.state_every_s)
+    async def sample_state_size() -> None:
+        await state_size.sample()
 
     app.memberstream_tables = {"members": members, "products": products}  # type: ignore[attr-defined]
     app.memberstream_stage = stage  # type: ignore[attr-defined]

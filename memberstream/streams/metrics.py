@@ -5,7 +5,8 @@ as it goes (events in per topic, outputs per topic, dead letters by topic and er
 type, duplicates, batch sizes and latencies, flags by kind, summaries); the rest is
 read at scrape time from what already keeps it (the inference stage's model time and
 title cache, the consumer's committed offsets and high watermarks, the commit
-watchdog's re-seeks, the live model versions, the process's CPU time).
+watchdog's re-seeks, the live model versions, the process's CPU time and memory).
+:class:`StateSize` adds the worker's state size, sampled every ``metrics.state_every_s``.
 
 Cost: CPU-seconds of the process (``time.process_time``: every thread, the model's
 included) per 1,000 events in, and in money at ``metrics.core_hour_price``; with a
@@ -19,16 +20,26 @@ answers "unhealthy".
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.process_collector import ProcessCollector
@@ -283,10 +294,86 @@ def _lag(app: Any, topics: set[str]) -> list[tuple[str, int, float]]:
     ]
 
 
+class StateSize:
+    """The worker's state size: entries per table and bytes of the tables' directory,
+    sampled by a timer every ``metrics.state_every_s`` (never per record) and served as
+    last sampled. The process's resident memory is ``process_resident_memory_bytes``."""
+
+    def __init__(
+        self, metrics: WorkerMetrics, tables: Mapping[str, Any], directory: Path | None
+    ) -> None:
+        self.tables = tables
+        self.directory = directory
+        self.entries = Gauge(
+            "memberstream_state_entries",
+            "Entries per table (RocksDB: its estimate), as last sampled",
+            ["table"],
+            registry=metrics.registry,
+        )
+        self.bytes = Gauge(
+            "memberstream_state_bytes",
+            "Bytes of the tables' files on disk, as last sampled",
+            registry=metrics.registry,
+        )
+
+    async def sample(self) -> None:
+        """Entries on the event loop (the stores are opened and closed there), the
+        directory walk on a thread."""
+        for name, table in self.tables.items():
+            entries = table_entries(table)
+            if entries is not None:
+                self.entries.labels(name).set(entries)
+        if self.directory is not None:
+            loop = asyncio.get_running_loop()
+            self.bytes.set(await loop.run_in_executor(None, directory_bytes, self.directory))
+
+
+def table_entries(table: Any) -> int | None:
+    """A Faust table's entries, cheaply: RocksDB's estimate per partition database
+    (counting would read the whole table), or the in-memory store's size; None before
+    the store exists."""
+    store = getattr(table, "_data", None)  # not table.data, which would create it
+    if store is None:
+        return None
+    dbs = getattr(store, "_dbs", None)
+    if dbs is not None:
+        return sum(_estimated_keys(db) for db in list(dbs.values()))
+    data = getattr(store, "data", None)
+    return None if data is None else len(data)
+
+
+def _estimated_keys(db: Any) -> int:
+    if hasattr(db, "property_int_value"):  # rocksdict
+        return int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
+    return int(db.get_property(b"rocksdb.estimate-num-keys") or 0)  # python-rocksdb
+
+
+def directory_bytes(path: Path) -> int:
+    """Bytes of the files under ``path`` (0 when it does not exist); files that vanish
+    meanwhile (a compaction) are skipped."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+class Served(Protocol):
+    """What the endpoint asks of a process's metrics (:class:`WorkerMetrics`, the
+    learning loop's :class:`~memberstream.streams.training_metrics.TrainerMetrics`)."""
+
+    def render(self) -> bytes: ...
+
+    def healthy(self) -> bool: ...
+
+    def ready(self) -> bool: ...
+
+
 class MetricsServer:
     """``/metrics``, ``/healthz`` and ``/readyz`` on a thread of their own."""
 
-    def __init__(self, metrics: WorkerMetrics, host: str, port: int) -> None:
+    def __init__(self, metrics: Served, host: str, port: int) -> None:
         handler = _handler(metrics)
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.port = self.httpd.server_address[1]
@@ -303,7 +390,7 @@ class MetricsServer:
         self.httpd.server_close()
 
 
-def _handler(metrics: WorkerMetrics) -> type[BaseHTTPRequestHandler]:
+def _handler(metrics: Served) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]

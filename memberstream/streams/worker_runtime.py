@@ -25,6 +25,9 @@ from typing import Any
 
 import faust
 
+from memberstream.config import Settings
+from memberstream.streams.logs import format_handler
+
 log = logging.getLogger(__name__)
 
 LIMITED_LOGGERS = ("aiokafka", "faust.transport", "kafka")
@@ -84,11 +87,23 @@ def install_repeat_limiter(logger: logging.Logger, interval_s: float = 10.0) -> 
 
 
 class MemberstreamWorker(faust.Worker):
-    """A Faust worker whose shutdown is bounded and whose client logs are rate-limited."""
+    """A Faust worker whose shutdown is bounded and whose client logs are rate-limited;
+    with ``settings``, its log handlers take ``logging.format`` and the redaction of
+    :mod:`memberstream.streams.logs`."""
 
-    def __init__(self, app: faust.App, *, shutdown_timeout_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        *,
+        shutdown_timeout_s: float,
+        settings: Settings | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if settings is not None and settings.logging.format == "json":
+            kwargs.setdefault("quiet", True)  # no start-up banner among the JSON lines
         super().__init__(app, **kwargs)
         self.shutdown_timeout_s = shutdown_timeout_s
+        self.settings = settings
         self._deadline: threading.Timer | None = None
         # Faust's terminal spinner sets the root logger to DEBUG, so every per-message
         # debug call in faust and aiokafka builds a log record (about 10% of CPU).
@@ -96,7 +111,10 @@ class MemberstreamWorker(faust.Worker):
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
-        install_repeat_limiter(logger)
+        install_repeat_limiter(logger)  # before the redaction: it counts by message template
+        if self.settings is not None:
+            for handler in logger.handlers:
+                format_handler(handler, self.settings)
 
     def _schedule_shutdown(self, signum: signal.Signals) -> None:
         if self._deadline is None:

@@ -80,6 +80,8 @@ METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "memberstream_cpu_seconds_total": ("counter", frozenset()),
     "memberstream_cpu_seconds_per_1k_events": ("gauge", frozenset()),
     "memberstream_cost_per_million_events": ("gauge", frozenset({"currency"})),
+    "memberstream_state_entries": ("gauge", frozenset({"table"})),
+    "memberstream_state_bytes": ("gauge", frozenset()),
     "process_resident_memory_bytes": ("gauge", frozenset()),
 }
 # Labels Prometheus attaches to every series scraped through a PodMonitor.

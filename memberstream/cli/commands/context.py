@@ -50,7 +50,20 @@ def settings_from(ctx: click.Context) -> Settings:
             raise ConfigError(
                 str(exc), hint=f"point --config or {CONFIG_ENV} at an existing TOML file"
             ) from exc
+        if obj.get("log_format"):  # --log-format wins over the setting
+            obj["settings"].logging.format = obj["log_format"]
     return obj["settings"]  # type: ignore[no-any-return]
+
+
+def setup_logging(ctx: click.Context, level: str = "info") -> Settings:
+    """Logging of a long-running command (collect, learn, replay) at ``level``: the
+    format of ``logging.format`` or ``--log-format``, personal data redacted
+    (:mod:`memberstream.streams.logs`; the worker applies the same to Faust's handlers)."""
+    from memberstream.streams.logs import configure_logging
+
+    settings = settings_from(ctx)
+    configure_logging(settings, level)
+    return settings
 
 
 def debug_on(ctx: click.Context | None) -> bool:

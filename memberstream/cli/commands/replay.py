@@ -11,7 +11,7 @@ from typing import Any
 import click
 import orjson
 
-from memberstream.cli.commands.context import settings_from
+from memberstream.cli.commands.context import setup_logging
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -114,7 +114,7 @@ def replay(
         raise click.UsageError(
             "--live takes no --to: a rewound worker reads on to the end of each partition"
         )
-    settings = settings_from(ctx)
+    settings = setup_logging(ctx, "warning")  # progress is printed; logs say what went wrong
     from_ms = _when(from_, "--from")
     to_ms = _when(to, "--to")
     assert from_ms is not None

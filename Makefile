@@ -29,8 +29,12 @@ setup: $(STAMP)
 $(MODEL)/encoder.json: | $(STAMP)
 	$(BIN)/memberstream models fetch use-multilingual-v3 --out $(MODEL)
 
-# The learned anomaly scorer, trained on a seeded synthetic stream with the encoder above.
-$(MODEL)/anomaly_scorer.npz: $(MODEL)/encoder.json
+# The learned anomaly scorer, trained on a seeded synthetic stream with the encoder above
+# (about 10 s); trained again when its recipe changes, so a cached scorer never lags the code.
+SCORER_RECIPE := memberstream/ml/training/anomaly.py memberstream/ml/learned_scorer.py \
+	memberstream/domain/anomaly/order_features.py memberstream/datasets/anomalies.py \
+	memberstream/datasets/synthetic.py
+$(MODEL)/anomaly_scorer.npz: $(MODEL)/encoder.json $(SCORER_RECIPE)
 	$(BIN)/memberstream models train-anomaly --model-dir $(MODEL)
 
 # The review-sentiment head, trained on real labeled English and Chinese reviews.

@@ -7,7 +7,10 @@ Two seeded streams, each normal traffic plus labeled incidents:
 
 - family **a**: :class:`~memberstream.datasets.anomalies.AnomalyInjector` over the
   synthetic workload (bot sessions, card testing, account takeovers, copy-paste
-  reviews, review bombing; ``--incidents-per-day`` per scenario);
+  reviews, review bombing, its quieter incidents and hard negatives;
+  ``--incidents-per-day`` per scenario, four times that for the one-review scenarios
+  ``rating_mismatch`` and ``hn_honest_mixed_reviews``); its orders carry payment, shipping
+  and device references (``WorkloadConfig.instrument_refs``) unless ``--no-refs``;
 - family **b**: :func:`memberstream.datasets.independent_scenarios.independent_family`,
   written apart from the detectors, with subtler variants and hard negatives (benign
   cases that look suspicious; any flag on them is a false positive).
@@ -15,8 +18,10 @@ Two seeded streams, each normal traffic plus labeled incidents:
 Per family: flags with the default settings, scored by
 :mod:`memberstream.domain.anomaly.evaluation` (per kind precision and recall with 95%
 Wilson intervals, recall per scenario, hard negatives flagged, false alerts per
-10,000 benign events); then one more run with every threshold lowered
-(:mod:`bench.anomaly_curves`) for a precision-recall curve per kind.
+10,000 benign events, recall per variant where the labels name one, e.g.
+rating_text_mismatch by tone and language, and its precision by language); then one
+more run with every threshold lowered (:mod:`bench.anomaly_curves`) for a
+precision-recall curve per kind.
 
 Where the flags come from. ``--offline``: the worker's processors in one process
 (:class:`~memberstream.core.offline.OfflineRun`), for every family. Without it, family
@@ -71,7 +76,13 @@ from memberstream.datasets.anomalies import (
     InjectionConfig,
 )
 from memberstream.datasets.synthetic import SyntheticWorkload, WorkloadConfig
-from memberstream.domain.anomaly.evaluation import Evaluation, evaluate
+from memberstream.domain.anomaly.calibration import calibrate
+from memberstream.domain.anomaly.evaluation import (
+    Evaluation,
+    by_variant,
+    evaluate,
+    precision_by_detail,
+)
 from memberstream.domain.anomaly.flags import KINDS
 from memberstream.ml.inference import stage_from_settings
 from memberstream.schemas.events import Envelope
@@ -86,6 +97,13 @@ TITLES = {"a": "injector", "b": "independent scenarios"}
 FEED_CHUNK = 20_000
 
 FAMILY_A = {"members": 2000, "days": 60.0, "warmup_days": 8.0}
+ONE_REVIEW_SCENARIOS = ("rating_mismatch", "hn_honest_mixed_reviews")
+ONE_REVIEW_RATE = 4.0
+"""Family a: these scenarios are one review per case, so they run at this multiple of
+``--incidents-per-day`` (about 200 cases each over the 52 days after warm-up: enough
+for recall per tone and language)."""
+BREAKDOWN_KINDS = {"rating_text_mismatch": "language"}
+"""Kinds whose precision the report splits by a detail of their flags."""
 SMALL = {
     "a": {"members": 300, "days": 20.0, "warmup_days": 5.0},
     "b": {"members": 300, "days": 15.0, "warmup_days": 5.0, "per_scenario": 8},
@@ -132,15 +150,19 @@ def build_family_a(args: argparse.Namespace) -> Family:
         InjectionConfig(
             seed=seed,
             incidents_per_day=args.incidents_per_day,
+            scenario_rates={
+                s: ONE_REVIEW_RATE * args.incidents_per_day for s in ONE_REVIEW_SCENARIOS
+            },
             warmup_days=warmup,
             scenarios=ALL_SCENARIOS,
         )
     )
-    config = WorkloadConfig(seed=seed, members=members, days=days)
+    config = WorkloadConfig(seed=seed, members=members, days=days, instrument_refs=not args.no_refs)
     events = list(SyntheticWorkload(config, injectors=[injector]).events())
     labels = list(injector.labels)
     stream = {"seed": seed, "members": members, "days": days, "warmup_days": warmup}
     stream["incidents_per_day"] = args.incidents_per_day
+    stream["instrument_refs"] = config.instrument_refs
     return Family("a", events, labels, stream | _describe(events, labels))
 
 
@@ -265,6 +287,7 @@ def evaluate_family(
     result["evaluation"] = summarize_evaluation(
         evaluation, settings.anomaly.flag_budget_per_10k_events
     )
+    result["breakdown"] = breakdown(flags, fam.labels)
     result["sample_flags"] = sorted(flags, key=lambda f: (f["kind"], f["flag_id"]))[:3]
     if args.curve_scale > 0:
         started = time.monotonic()
@@ -277,6 +300,26 @@ def evaluate_family(
         result["curve_candidates"] = len(candidates)
     result["timings_s"] = fam.timings
     return result
+
+
+def breakdown(flags: Sequence[Mapping[str, Any]], labels: Sequence[AnomalyLabel]) -> dict:
+    """Per variant of the scenarios whose labels name one: recall (flagged share of a hard
+    negative) by variant and rolled up by its first two parts (tone, language); and the
+    precision of :data:`BREAKDOWN_KINDS` by a detail of their flags."""
+    return {
+        "variants": [v.as_dict() for v in by_variant(flags, labels)],
+        "by_part": {
+            name: [v.as_dict() for v in by_variant(flags, labels, part)]
+            for part, name in enumerate(("tone", "language"))
+        },
+        "precision_by": {
+            kind: {
+                "detail": detail,
+                "groups": [g.as_dict() for g in precision_by_detail(flags, labels, kind, detail)],
+            }
+            for kind, detail in BREAKDOWN_KINDS.items()
+        },
+    }
 
 
 # -- floors ------------------------------------------------------------------------------
@@ -363,6 +406,8 @@ def _stream_line(name: str, fam: Mapping[str, Any]) -> str:
     source = "the worker through Kafka" if fam["mode"] == "kafka" else "the offline run"
     keys = ("seed", "members", "days", "warmup_days", "per_scenario", "incidents_per_day")
     size = ", ".join(f"{k.replace('_', ' ')} {s[k]:g}" for k in keys if k in s)
+    if "instrument_refs" in s:
+        size += ", orders with references" if s["instrument_refs"] else ", no references"
     return (
         f"- **{name}** ({fam['title']}): {s['events']:,} events ({size}); "
         f"{s['incidents']} incidents ({s['injected_events']:,} events), "
@@ -412,6 +457,89 @@ def _curve_rows(names: Sequence[str], families: Mapping[str, Any]) -> list[str]:
             cells += [_f(k["precision"]), _f(k["recall"]), _f(fa, 2)]
         lines.append(f"| {kind} | default run | " + " | ".join(cells) + " |")
     return lines
+
+
+def _breakdown_rows(names: Sequence[str], families: Mapping[str, Any]) -> list[str]:
+    """Recall per variant (and rolled up by tone and language), and precision by detail."""
+    rows: list[tuple[str, Mapping[str, Any]]] = []
+    for n in names:
+        b = families[n].get("breakdown", {})
+        rows += [(n, v) for v in b.get("variants", [])]
+        parts = b.get("by_part", {})
+        rows += [(n, v) for part in ("tone", "language") for v in parts.get(part, [])]
+    notes = []
+    for n in names:
+        for kind, p in families[n].get("breakdown", {}).get("precision_by", {}).items():
+            groups = [g for g in p["groups"] if g["flags"]]
+            if groups:
+                cells = ", ".join(
+                    f"{g['value']} {_with_ci(g['precision'], g['precision_ci'])} "
+                    f"({g['true_positives']}/{g['flags']})"
+                    for g in groups
+                )
+                notes += ["", f"Family {n}: {kind} precision by {p['detail']}: {cells}."]
+    if not rows and not notes:
+        return []
+    lines = [
+        "",
+        "## By variant",
+        "",
+        "Scenarios whose cases come in variants (`rating_mismatch`: tone/language/top or "
+        "low stars; `hn_honest_mixed_reviews`: kind/language/stars), then the same rolled up "
+        "by tone and by language. Incidents: found by a flag of their kind (recall); hard "
+        "negatives: matched by any flag (flagged share, a false alert each).",
+    ]
+    if rows:
+        lines += [
+            "",
+            "| family | scenario | variant | cases | found / flagged | share [95%] |",
+            "|---|---|---|---:|---:|---:|",
+        ]
+    for n, v in rows:
+        lines.append(
+            f"| {n} | {v['scenario']} | {v['variant']} | {v['cases']} | {v['hits']} | "
+            f"{_with_ci(v['share'], v['share_ci'])} |"
+        )
+    return lines + notes
+
+
+def _calibration_rows(cal: Mapping[str, Any] | None) -> list[str]:
+    if not cal:
+        return []
+    rows = [
+        "",
+        "## Thresholds from the false-alert target",
+        "",
+        f"Target {cal['target_per_10k']:g} false alerts per 10,000 benign events for all kinds "
+        f"together; calibrated on family {cal['family']}'s curves "
+        f"({cal['benign_events']:,} benign events; "
+        "`memberstream.domain.anomaly.calibration`): a threshold goes below its default only "
+        "where the 95% upper bound of its false alerts stays within its equal share of the "
+        "target; while the kinds' false alerts add up to more than the target, the cutoff "
+        "that saves false alerts at the least recall is raised. Cutoffs are on each kind's "
+        "curve scale (1 = the default threshold; the probability for probability kinds).",
+        "",
+        "| kind | share /10k | default | calibrated | FA/10k there | 95% bound | recall there "
+        "| decision |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for kind, c in cal["kinds"].items():
+        rows.append(
+            f"| {kind} | {c['share_per_10k']:.3f} | {c['default_cutoff']:g} | "
+            f"{c['cutoff']:g} | {c['false_alerts_per_10k']:.2f} | {c['upper_per_10k']:.2f} | "
+            f"{_f(c['recall'], 2)} | {c['decision']} |"
+        )
+    moved = [k for k, c in cal["kinds"].items() if c["cutoff"] != c["default_cutoff"]]
+    spent = sum(c["false_alerts_per_10k"] for c in cal["kinds"].values())
+    rows += [
+        "",
+        f"False alerts at the calibrated cutoffs, all kinds: {spent:.2f} per 10,000 "
+        f"(target {cal['target_per_10k']:g}).",
+        "The defaults sit at their calibrated cutoffs."
+        if not moved
+        else "Defaults NOT at their calibrated cutoffs: " + ", ".join(moved) + ".",
+    ]
+    return rows
 
 
 def markdown(info: dict[str, Any], result: dict[str, Any]) -> str:
@@ -524,6 +652,12 @@ def markdown(info: dict[str, Any], result: dict[str, Any]) -> str:
         src = ", ".join(
             f"{k.replace('_', ' ')} {v}" for k, v in ev["false_positives_by_source"].items()
         )
+        other = "; ".join(
+            f"{kind} on " + ", ".join(f"{sc} {c}" for sc, c in by.items())
+            for kind, by in sorted(ev.get("other_incident_by_kind", {}).items())
+        )
+        if other:
+            src += f" ({other})"
         lines.append(
             f"Family {n}: {ev['benign_events']:,} benign events; false positives on {src}. "
             f"Flags on no label: {ev['flags_on_normal_traffic']} "
@@ -549,6 +683,8 @@ def markdown(info: dict[str, Any], result: dict[str, Any]) -> str:
             "",
             *_curve_rows(names, families),
         ]
+    lines += _breakdown_rows(names, families)
+    lines += _calibration_rows(result.get("calibration"))
     for n in names:
         cost = families[n].get("throughput")
         if cost:
@@ -591,6 +727,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=12, help="family a")
     p.add_argument("--seed-b", type=int, help="family b (default: FamilyConfig's)")
     p.add_argument("--incidents-per-day", type=float, default=1.0, help="family a, per scenario")
+    p.add_argument(
+        "--no-refs",
+        action="store_true",
+        help="family a: orders carry no payment, shipping or device references",
+    )
     p.add_argument("--per-scenario", type=int, help="family b: incidents per scenario")
     p.add_argument(
         "--curve-scale",
@@ -640,6 +781,19 @@ def main(argv: list[str] | None = None) -> int:
         },
         "wall_s": time.monotonic() - started,
     }
+    a = families.get("a", {})
+    if "curves" in a:
+        cal = calibrate(
+            a["curves"],
+            a["evaluation"]["benign_events"],
+            settings.anomaly.target_false_alerts_per_10k,
+        )
+        result["calibration"] = {
+            "family": "a",
+            "target_per_10k": settings.anomaly.target_false_alerts_per_10k,
+            "benign_events": a["evaluation"]["benign_events"],
+            "kinds": {k: c.as_dict() for k, c in cal.items()},
+        }
     broken: list[str] = []
     if floors is not None:
         broken = check_floors(families, floors)

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from memberstream.domain.anomaly.calibration import PROBABILITY_KINDS, scale_kind
 from memberstream.domain.anomaly.evaluation import (
     Label,
     PRPoint,
@@ -52,7 +53,14 @@ DUPLICATE_BUCKET_S = 60.0
 MAX_STRENGTH = 100.0
 BOT_MINUTE_S = 60.0
 """bot_pattern's distinct-products minute."""
-PROBABILITY_KINDS = frozenset({"learned_score", "rating_text_mismatch"})
+RULE_KINDS = (
+    "click_burst",
+    "bot_pattern",
+    "order_value_outlier",
+    "order_velocity",
+    "review_bombing",
+    "review_duplicate",
+)
 
 STRENGTHS: Mapping[str, str] = {
     "click_burst": "clicks in the window / max(min_clicks, baseline_multiplier x baseline), "
@@ -60,7 +68,8 @@ STRENGTHS: Mapping[str, str] = {
     "bot_pattern": "max_cv / cv of the intervals (regular signal); min(distinct products in "
     "the minute / distinct_products_per_min, distinct products in sustain_s / what it needs) "
     "(distinct signal)",
-    "order_value_outlier": "min(z / z_threshold, total / min_total) with a baseline; "
+    "order_value_outlier": "min(z / z_threshold, total / min_total) with a baseline "
+    "(new_instrument_min_total for a new card to a new address or from a new device); "
     "total / population_cap without",
     "order_velocity": "orders and refunds in the window / max_orders",
     "review_bombing": "min(low / threshold, low share / min_low_share) of the flagged bucket "
@@ -80,37 +89,11 @@ def lowered(settings: AnomalySettings, scale: float = CURVE_SCALE) -> AnomalySet
     if not 0 < scale <= 1:
         raise ValueError(f"scale {scale} not in (0, 1]")
     d = settings.model_dump()
-    cb, bp, ov, vel = d["click_burst"], d["bot_pattern"], d["order_value"], d["order_velocity"]
-    rb, rd = d["review_bombing"], d["review_duplicate"]
-    cb |= {
-        "min_clicks": max(1, round(cb["min_clicks"] * scale)),
-        "baseline_multiplier": max(1.01, cb["baseline_multiplier"] * scale),
-        "cooldown_s": 0.0,
-    }
-    if "hard_cap" in cb:
-        cb["hard_cap"] = max(1, round(cb["hard_cap"] * scale))
-    bp |= {
-        "max_cv": bp["max_cv"] / scale,
-        "distinct_products_per_min": max(1, round(bp["distinct_products_per_min"] * scale)),
-        "cooldown_s": 0.0,
-    }
-    ov |= {
-        "z_threshold": ov["z_threshold"] * scale,
-        "min_total": ov["min_total"] * scale,
-        "population_cap": ov["population_cap"] * scale,
-        "cooldown_s": 0.0,
-    }
-    vel |= {"max_orders": max(2, round(vel["max_orders"] * scale)), "cooldown_s": 0.0}
-    if "min_unverified_low" in rb:
-        rb["min_unverified_low"] = max(2, round(rb["min_unverified_low"] * scale))
-    if "promo_similarity" in rd:
-        rd["promo_similarity"] = rd["promo_similarity"] * scale
-    rb |= {
-        "min_low": max(2, round(rb["min_low"] * scale)),
-        "baseline_multiplier": max(1.01, rb["baseline_multiplier"] * scale),
-        "min_low_share": rb["min_low_share"] * scale,
-    }
-    rd |= {"min_members": max(2, round(rd["min_members"] * scale)), "bucket_s": DUPLICATE_BUCKET_S}
+    for kind in RULE_KINDS:
+        scale_kind(d, kind, scale)
+    for kind in ("click_burst", "bot_pattern", "order_value", "order_velocity"):
+        d[kind]["cooldown_s"] = 0.0
+    d["review_duplicate"]["bucket_s"] = DUPLICATE_BUCKET_S
     d["rating_text_mismatch"]["min_probability"] = max(
         0.51, d["rating_text_mismatch"]["min_probability"] * scale
     )
@@ -179,8 +162,11 @@ def strength(flag: Mapping[str, Any], d: AnomalySettings, reviews: ReviewBuckets
         ov = d.order_value
         if details.get("reason") == "member_baseline":
             value = score / ov.z_threshold
-            if ov.min_total > 0:
-                value = min(value, float(details["total"]) / ov.min_total)
+            floor = ov.min_total
+            if details.get("floor") == "new_instrument":  # a new card to a new address
+                floor = min(floor, ov.new_instrument_min_total)
+            if floor > 0:
+                value = min(value, float(details["total"]) / floor)
         else:
             value = score / ov.population_cap
     elif kind == "order_velocity":
@@ -237,7 +223,7 @@ def cutoffs(kind: str, d: AnomalySettings, scale: float) -> list[float]:
     """The cutoffs swept: from the curve run's threshold up, the default among them."""
     start = lowest_cutoff(kind, d, scale)
     if kind in PROBABILITY_KINDS:
-        grid = [start, *(k / 20 for k in range(1, 20) if k / 20 > start), 0.99]
+        grid = [start, *(k / 20 for k in range(1, 20) if k / 20 > start), 0.97, 0.98, 0.99]
     else:
         grid = [start, *(k / 20 for k in range(1, 31) if k / 20 > start), 1.75, 2.0, 2.5, 3.0]
     return sorted({round(c, 4) for c in [*grid, default_cutoff(kind, d)]})

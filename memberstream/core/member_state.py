@@ -10,7 +10,9 @@ Interest (category affinity, tiers, taste vector) has its own event-time clock
 in :class:`~memberstream.domain.interest.InterestState`; a state written before
 interest existed loads with an empty one.
 
-Anomaly detection keeps the detectors' windows (:class:`MemberAnomalyState`),
+Anomaly detection keeps the detectors' windows and the allowances analysts' verdicts
+gave the member (:class:`MemberAnomalyState`,
+:mod:`~memberstream.domain.anomaly.adaptive`),
 the member's recent flags and the analyst feedback on them (:class:`FlagLedger`)
 and, for the learned score, a summary of earlier orders (:class:`PurchaseProfile`).
 

@@ -72,6 +72,7 @@ def member_batcher(
     )
     if stage is not None:
         stage.on_swap(lambda swapped: processor.set_model_version(swapped.model_version))
+        stage.on_swap(lambda swapped: processor.set_learned_version(learned_version(swapped)))
     return IngestBatcher(
         store,
         processor,

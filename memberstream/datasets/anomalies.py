@@ -60,6 +60,33 @@ family the member detectors are tuned on, with an independently written family i
     and 12-20 results opened within 5-20 s, then minutes of reading; 4-6 ordinary orders
     ($15-120 items) within 30-90 minutes; a new account ordering $1,200-2,800 every 3-8
     days; a new member's first order of $800-2,000.
+``hn_new_card`` (no kind)
+    A member with 3+ paid orders pays with a card it never used: 70% an order of its usual
+    size (0.5-2x its median), 30% at its usual large size (0.9-1.1x its largest order);
+    its own address, and its own device 70% of the time (else a new one, a new phone).
+    The ``variant`` is ``ordinary|large/own_device|new_device``.
+``rating_mismatch`` (rating_text_mismatch)
+    One review by an existing member of a product members have bought, whose stars
+    contradict its text: 5 stars over a complaint (70%) or 1 star over praise, in English
+    or Chinese (half each), the text said in an obvious tone ("Terrible, broke in a day")
+    or an understated one ("It stopped charging after a week, not what I hoped for"),
+    half each. The label's ``variant`` is ``tone/language/top|low``.
+``hn_honest_mixed_reviews`` (no kind)
+    One honest review whose text mixes praise and complaint and agrees with its stars:
+    5 stars "pricey but worth every cent" (45%), 4 stars with a small complaint (20%),
+    1 (60%) or 2 stars with faint praise (35%); English or Chinese, half each. The
+    ``variant`` is ``kind/language/stars``.
+
+Payment, shipping and device references: when the workload sends them
+(``WorkloadConfig.instrument_refs``), injected orders carry them too, otherwise none.
+Card testing uses a new card per order (refunds go back to the order's card), one new
+address and one new device per incident; account takeovers (both sizes) of an existing
+member use a new card, a new address and a new device 80% of the time
+(:data:`ATO_NEW_REFS_SHARE`), else the member's saved card with a new address and device;
+the hard negatives use the member's own references (the last ones it used), and new
+accounts their own new ones throughout. New references are ``pay-x{seed}-{n}`` (and
+``ship-``, ``dev-``); the choices come from a second RNG per incident, so the incidents'
+events, totals and times are the same with references on or off.
 
 How it works: incident start times are planned up front, a Poisson process per scenario
 over ``[start + warmup_days, start + days)`` of the workload, each scenario from its own
@@ -92,19 +119,29 @@ from typing import Any, Literal
 
 from memberstream.datasets.anomaly_texts import (
     BOMB_TITLES,
+    MISMATCH_TONES,
     PROMO_TITLES,
     bomb_texts,
+    honest_mixed_review,
+    mismatch_review,
     product_noun,
     promo_copies,
 )
 from memberstream.datasets.synthetic import (
     SOURCE,
     Product,
+    Refs,
     SyntheticEvent,
     SyntheticWorkload,
     WorkloadConfig,
 )
-from memberstream.schemas.events import ClickEvent, LineItem, PurchaseEvent, ReviewEvent
+from memberstream.schemas.events import (
+    PURCHASE_REFS,
+    ClickEvent,
+    LineItem,
+    PurchaseEvent,
+    ReviewEvent,
+)
 
 Scenario = str
 SCENARIOS: tuple[Scenario, ...] = (
@@ -124,6 +161,9 @@ HARD_SCENARIOS: tuple[Scenario, ...] = (
     "hn_sale_family",
     "hn_big_spender",
     "hn_new_large_order",
+    "hn_new_card",
+    "rating_mismatch",
+    "hn_honest_mixed_reviews",
 )
 """Quieter incidents and hard negatives (``hn_``: ordinary members who behave unusually,
 labeled with no kind: any flag on them is a false alert), enabled by name; the tuning
@@ -139,6 +179,7 @@ EXPECTED_KINDS: Mapping[str, frozenset[str]] = MappingProxyType(
         "slow_bot": frozenset({"bot_pattern"}),
         "small_card_testing": frozenset({"order_velocity"}),
         "mid_takeover": frozenset({"order_value_outlier", "learned_score"}),
+        "rating_mismatch": frozenset({"rating_text_mismatch"}),
         **{name: frozenset() for name in HARD_SCENARIOS if name.startswith("hn_")},
     }
 )
@@ -147,6 +188,7 @@ SUBJECTS: Mapping[str, Literal["member", "product"]] = MappingProxyType(
     {
         "copy_paste_reviews": "product",
         "review_bombing": "product",
+        "hn_honest_mixed_reviews": "member",
         **{name: "member" for name in ALL_SCENARIOS if "review" not in name},
     }
 )
@@ -202,6 +244,25 @@ BIG_HISTORY = (4, 6)
 BIG_GAP_DAYS = (3.0, 8.0)
 BIG_TOTAL = (1200.0, 2800.0)
 NEW_LARGE_TOTAL = (800.0, 2000.0)
+ATO_NEW_REFS_SHARE = 0.8
+"""Takeovers of existing members on a new card, to a new address, from a new device (the
+rest: the member's saved card, a new address and device)."""
+NEW_CARD_ORDINARY = (0.5, 2.0)
+"""hn_new_card: an ordinary order's total, as a multiple of the member's median."""
+NEW_CARD_LARGE = (0.9, 1.1)
+"""hn_new_card: a large order's total, as a multiple of the member's largest order."""
+NEW_CARD_LARGE_SHARE = 0.3
+NEW_CARD_NEW_DEVICE_SHARE = 0.3
+REVIEW_LANGUAGES = ("en", "zh")
+MISMATCH_TOP_SHARE = 0.7
+"""rating_mismatch: share of 5-star reviews over a complaint (the rest: 1 star over praise)."""
+HONEST_STARS: tuple[tuple[str, int, float], ...] = (
+    ("mixed_top", 5, 0.45),
+    ("small_complaint", 4, 0.2),
+    ("faint_praise", 1, 0.21),
+    ("faint_praise", 2, 0.14),
+)
+"""hn_honest_mixed_reviews: (kind of text, stars, share)."""
 
 _MS = timedelta(milliseconds=1)
 _MINUTE_MS = 60_000
@@ -229,6 +290,9 @@ class AnomalyLabel:
     """Every injected event of the incident, in time order."""
     start: datetime
     end: datetime
+    variant: str = ""
+    """The case within its scenario, for a breakdown (e.g. ``understated/zh/top``); empty
+    when the scenario has one kind of case."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -241,7 +305,7 @@ class AnomalyLabel:
             "event_ids": list(self.event_ids),
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
-        }
+        } | ({"variant": self.variant} if self.variant else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AnomalyLabel:
@@ -255,6 +319,7 @@ class AnomalyLabel:
             event_ids=tuple(data["event_ids"]),
             start=datetime.fromisoformat(data["start"]),
             end=datetime.fromisoformat(data["end"]),
+            variant=data.get("variant", ""),
         )
 
 
@@ -338,6 +403,8 @@ class _Seen:
         self.paid_totals: dict[str, list[float]] = {}
         self.purchased: list[str] = []
         self._purchased: set[str] = set()
+        self.refs: dict[str, Refs] = {}
+        """The references of each member's latest paid order (when the workload sends them)."""
 
     def observe(self, event: SyntheticEvent) -> None:
         if event.member_id not in self._members:
@@ -345,6 +412,9 @@ class _Seen:
             self.members.append(event.member_id)
         if isinstance(event, PurchaseEvent) and event.status == "paid":
             self.paid_totals.setdefault(event.member_id, []).append(event.total)
+            refs = (event.payment_ref, event.shipping_ref, event.device_ref)
+            if all(refs):
+                self.refs[event.member_id] = refs  # type: ignore[assignment]
             for item in event.items:
                 if item.product_id not in self._purchased:
                     self._purchased.add(item.product_id)
@@ -377,6 +447,7 @@ class _Draft:
     members: list[str]
     events: list[SyntheticEvent]
     product_id: str | None = None
+    variant: str = ""
 
 
 def _plan(config: InjectionConfig, workload: WorkloadConfig) -> list[_Planned]:
@@ -414,7 +485,10 @@ class _Run:
         self.seen = _Seen()
         self.labels: list[AnomalyLabel] = []
         self.pending: list[tuple[datetime, int, SyntheticEvent]] = []
-        self.counts = {"event": 0, "account": 0, "order": 0, "session": 0, "pushed": 0}
+        self.counts = {"event": 0, "account": 0, "order": 0, "session": 0, "pushed": 0, "ref": 0}
+        self.refs_on = workload.config.instrument_refs
+        self.ref_rng = random.Random()
+        """Reference choices of the incident being built (its own seed, see ``_fire``)."""
 
     def _check_catalog(self) -> None:
         if self.config.rate("card_testing") > 0 and not self.cheap:
@@ -448,7 +522,9 @@ class _Run:
 
     def _fire(self, planned: _Planned) -> None:
         scenario, number = planned.scenario, planned.number
-        rng = random.Random(f"{self.workload.config.seed}/{self.seed}/{scenario}/{number}")
+        key = f"{self.workload.config.seed}/{self.seed}/{scenario}/{number}"
+        rng = random.Random(key)
+        self.ref_rng = random.Random(f"{key}/refs")
         draft = _BUILDERS[scenario](self, rng, planned.at)
         draft.events.sort(key=lambda e: e.occurred_at)
         for event in draft.events:
@@ -464,6 +540,7 @@ class _Run:
                 event_ids=tuple(e.event_id for e in draft.events),
                 start=draft.events[0].occurred_at,
                 end=draft.events[-1].occurred_at,
+                variant=draft.variant,
             )
         )
 
@@ -512,6 +589,7 @@ class _Run:
         order_id: str,
         items: Sequence[tuple[Product, int]],
         status: Literal["paid", "refunded"] = "paid",
+        refs: Refs | None = None,
     ) -> PurchaseEvent:
         line_items = [
             LineItem(
@@ -526,7 +604,26 @@ class _Run:
             items=line_items,
             total=total,
             status=status,
+            **_ref_fields(refs if self.refs_on else None),
         )
+
+    def _fresh(self, prefix: str) -> str:
+        """A reference nobody has used (``pay``, ``ship`` or ``dev``)."""
+        return f"{prefix}-x{self.seed}-{self._next('ref')}"
+
+    def _fresh_refs(self) -> Refs:
+        return (self._fresh("pay"), self._fresh("ship"), self._fresh("dev"))
+
+    def _own_refs(self, member: str) -> Refs:
+        """The references of the member's latest paid order (new ones if it has none)."""
+        return self.seen.refs.get(member) or self._fresh_refs()
+
+    def _takeover_refs(self, member: str) -> Refs:
+        """A thief's: new card, address and device, or the member's saved card with a new
+        address and device (:data:`ATO_NEW_REFS_SHARE`)."""
+        if member not in self.seen.refs or self.ref_rng.random() < ATO_NEW_REFS_SHARE:
+            return self._fresh_refs()
+        return (self.seen.refs[member][0], self._fresh("ship"), self._fresh("dev"))
 
     # -- scenarios ----------------------------------------------------------------------------
 
@@ -566,15 +663,17 @@ class _Run:
         window_ms = rng.uniform(*CARD_WINDOW_MIN) * _MINUTE_MS
         offsets = [0.0, *sorted(rng.uniform(0, window_ms) for _ in range(n - 1))]
         events: list[SyntheticEvent] = []
+        ship, dev = self._fresh("ship"), self._fresh("dev")
         for offset in offsets:
             order_id = f"ox{self.seed}-{self._next('order')}"
             item = [(rng.choice(self.cheap), 1)]
             at = t0 + round(offset) * _MS
-            events.append(self._purchase(member, at, order_id, item))
+            refs = (self._fresh("pay"), ship, dev)  # a card per order
+            events.append(self._purchase(member, at, order_id, item, refs=refs))
             if rng.random() < CARD_REFUND_SHARE:
                 delay = rng.uniform(*CARD_REFUND_DELAY_MIN) * _MINUTE_MS
                 refunded_at = at + round(delay) * _MS
-                events.append(self._purchase(member, refunded_at, order_id, item, "refunded"))
+                events.append(self._purchase(member, refunded_at, order_id, item, "refunded", refs))
         return _Draft([member], events)
 
     def account_takeover(self, rng: random.Random, t0: datetime) -> _Draft:
@@ -586,7 +685,8 @@ class _Run:
             member, required = self._new_account(), ATO_NEW_MIN_TOTAL
         basket = _expensive_basket(rng, self.expensive, required)
         order_id = f"ox{self.seed}-{self._next('order')}"
-        return _Draft([member], [self._purchase(member, t0, order_id, basket)])
+        refs = self._takeover_refs(member)
+        return _Draft([member], [self._purchase(member, t0, order_id, basket, refs=refs)])
 
     def _takeover_members(self) -> list[str]:
         """Members with enough paid orders whose required total a basket can reach."""
@@ -680,16 +780,17 @@ class _Run:
         window_ms = rng.uniform(*SMALL_CARD_WINDOW_MIN) * _MINUTE_MS
         offsets = [0.0, *sorted(rng.uniform(0, window_ms) for _ in range(n - 1))]
         events: list[SyntheticEvent] = []
+        ship, dev = self._fresh("ship"), self._fresh("dev")
         for offset in offsets:
             order_id = f"ox{self.seed}-{self._next('order')}"
             item = [(rng.choice(cheap), 1)]
             at = t0 + round(offset) * _MS
-            events.append(self._purchase(member, at, order_id, item))
+            refs = (self._fresh("pay"), ship, dev)  # a card per order
+            events.append(self._purchase(member, at, order_id, item, refs=refs))
             if rng.random() < SMALL_CARD_REFUND_SHARE:
                 delay = rng.uniform(*CARD_REFUND_DELAY_MIN) * _MINUTE_MS
-                events.append(
-                    self._purchase(member, at + round(delay) * _MS, order_id, item, "refunded")
-                )
+                refunded_at = at + round(delay) * _MS
+                events.append(self._purchase(member, refunded_at, order_id, item, "refunded", refs))
         return _Draft([member], events)
 
     def mid_takeover(self, rng: random.Random, t0: datetime) -> _Draft:
@@ -710,7 +811,9 @@ class _Run:
             basket[product.id] = (product, q + 1)
             total += product.price
         order_id = f"ox{self.seed}-{self._next('order')}"
-        return _Draft([member], [self._purchase(member, t0, order_id, list(basket.values()))])
+        refs = self._takeover_refs(member)
+        order = self._purchase(member, t0, order_id, list(basket.values()), refs=refs)
+        return _Draft([member], [order])
 
     # -- hard negatives: unusual, not abusive ---------------------------------------------------
 
@@ -778,10 +881,12 @@ class _Run:
         span_ms = rng.uniform(*SALE_SPAN_MIN) * _MINUTE_MS
         offsets = [0.0, *sorted(rng.uniform(0, span_ms) for _ in range(n - 1))]
         events: list[SyntheticEvent] = []
+        refs = self._own_refs(member)
         for offset in offsets:
             order_id = f"ox{self.seed}-{self._next('order')}"
             items = [(p, rng.randint(1, 2)) for p in rng.sample(ordinary, rng.randint(1, 2))]
-            events.append(self._purchase(member, t0 + round(offset) * _MS, order_id, items))
+            at = t0 + round(offset) * _MS
+            events.append(self._purchase(member, at, order_id, items, refs=refs))
         return _Draft([member], events)
 
     def hn_big_spender(self, rng: random.Random, t0: datetime) -> _Draft:
@@ -790,10 +895,12 @@ class _Run:
         member = self._new_account()
         events: list[SyntheticEvent] = []
         at = t0
+        refs = self._fresh_refs()  # the account's own, throughout
         for _ in range(rng.randint(*BIG_HISTORY) + 1):
             target = rng.uniform(*BIG_TOTAL)
             order_id = f"ox{self.seed}-{self._next('order')}"
-            events.append(self._purchase(member, at, order_id, self._basket(rng, target)))
+            basket = self._basket(rng, target)
+            events.append(self._purchase(member, at, order_id, basket, refs=refs))
             at += rng.uniform(*BIG_GAP_DAYS) * _DAY_MS * _MS
         return _Draft([member], events)
 
@@ -802,7 +909,85 @@ class _Run:
         member = self._new_account()
         order_id = f"ox{self.seed}-{self._next('order')}"
         basket = self._basket(rng, rng.uniform(*NEW_LARGE_TOTAL))
-        return _Draft([member], [self._purchase(member, t0, order_id, basket)])
+        order = self._purchase(member, t0, order_id, basket, refs=self._fresh_refs())
+        return _Draft([member], [order])
+
+    def hn_new_card(self, rng: random.Random, t0: datetime) -> _Draft:
+        """A member with 3+ paid orders pays with a card it never used, for an order of its
+        usual size or its usual large size, from its own address (and mostly its own
+        device); see the module doc."""
+        eligible = [
+            m for m in self.seen.members if len(self.seen.paid_totals.get(m, ())) >= ATO_MIN_ORDERS
+        ]
+        member = rng.choice(eligible) if eligible else self._new_account()
+        totals = self.seen.paid_totals.get(member, [50.0])
+        large = rng.random() < NEW_CARD_LARGE_SHARE
+        if large:
+            target = max(totals) * rng.uniform(*NEW_CARD_LARGE)
+        else:
+            target = statistics.median(totals) * rng.uniform(*NEW_CARD_ORDINARY)
+        new_device = rng.random() < NEW_CARD_NEW_DEVICE_SHARE
+        _, ship, dev = self._own_refs(member)
+        refs = (self._fresh("pay"), ship, self._fresh("dev") if new_device else dev)
+        order_id = f"ox{self.seed}-{self._next('order')}"
+        order = self._purchase(member, t0, order_id, self._near_basket(rng, target), refs=refs)
+        size = "large" if large else "ordinary"
+        return _Draft([member], [order], variant=f"{size}/{'new' if new_device else 'own'}_device")
+
+    def _near_basket(self, rng: random.Random, target: float) -> list[tuple[Product, int]]:
+        """1 item (2 above $60) from the whole catalogue adding up to about ``target``: each
+        among the few products priced nearest its share."""
+        n = 1 if target < 60.0 else rng.randint(1, 2)
+        closest = sorted(self.workload.catalog, key=lambda p: abs(p.price - target / n))[:5]
+        basket: dict[str, tuple[Product, int]] = {}
+        for product in (rng.choice(closest) for _ in range(n)):
+            _, q = basket.get(product.id, (product, 0))
+            basket[product.id] = (product, q + 1)
+        return list(basket.values())
+
+    # -- one review: stars against the text, and honest mixed verdicts -----------------------
+
+    def _review(
+        self,
+        member: str,
+        at: datetime,
+        product: Product,
+        rating: int,
+        lang: str,
+        texts: tuple[str, str],
+    ) -> ReviewEvent:
+        title, text = texts
+        return ReviewEvent(
+            **self._envelope(member, at),
+            product_id=product.id,
+            rating=rating,
+            title=title,
+            text=text,
+            language=lang,
+        )
+
+    def rating_mismatch(self, rng: random.Random, t0: datetime) -> _Draft:
+        """One review whose stars contradict its text: 5 stars over a complaint or 1 star
+        over praise, obvious or understated, English or Chinese."""
+        member = self._existing(rng)
+        product = self._target_product(rng)
+        lang = rng.choice(REVIEW_LANGUAGES)
+        tone = rng.choice(MISMATCH_TONES)
+        top = rng.random() < MISMATCH_TOP_SHARE
+        sentiment = "negative" if top else "positive"
+        texts = mismatch_review(rng, tone, sentiment, lang, product_noun(product, lang))
+        review = self._review(member, t0, product, 5 if top else 1, lang, texts)
+        return _Draft([member], [review], variant=f"{tone}/{lang}/{'top' if top else 'low'}")
+
+    def hn_honest_mixed_reviews(self, rng: random.Random, t0: datetime) -> _Draft:
+        """An honest review whose mixed text agrees with its stars (:data:`HONEST_STARS`)."""
+        member = self._existing(rng)
+        product = self._target_product(rng)
+        lang = rng.choice(REVIEW_LANGUAGES)
+        kind, stars, _ = rng.choices(HONEST_STARS, weights=[w for *_, w in HONEST_STARS])[0]
+        texts = honest_mixed_review(rng, kind, lang, product_noun(product, lang))
+        review = self._review(member, t0, product, stars, lang, texts)
+        return _Draft([member], [review], variant=f"{kind}/{lang}/{stars}")
 
     def _basket(self, rng: random.Random, target: float) -> list[tuple[Product, int]]:
         """1-4 items from the whole catalogue (priced $50 and up) adding up to about
@@ -833,6 +1018,9 @@ _BUILDERS: dict[str, Callable[[_Run, random.Random, datetime], _Draft]] = {
     "hn_sale_family": _Run.hn_sale_family,
     "hn_big_spender": _Run.hn_big_spender,
     "hn_new_large_order": _Run.hn_new_large_order,
+    "hn_new_card": _Run.hn_new_card,
+    "rating_mismatch": _Run.rating_mismatch,
+    "hn_honest_mixed_reviews": _Run.hn_honest_mixed_reviews,
 }
 
 
@@ -872,6 +1060,11 @@ def _expensive_basket(
 
 def _price(product: Product) -> float:
     return product.price
+
+
+def _ref_fields(refs: Refs | None) -> dict[str, str]:
+    """``payment_ref``, ``shipping_ref`` and ``device_ref`` of an order (none without)."""
+    return {} if refs is None else dict(zip(PURCHASE_REFS, refs, strict=True))
 
 
 # --- the injector --------------------------------------------------------------------------

@@ -391,3 +391,303 @@ def bomb_texts(rng: random.Random, lang: str, noun: str, n: int) -> list[str]:
         texts.append(text)
         used.append(set(templates))
     return texts
+
+
+# --- rating/text mismatches and honest mixed reviews -------------------------------------
+#
+# A mismatch is one review whose stars contradict its text: 5 stars over a complaint, or
+# 1 star over praise. "obvious" texts say it loudly ("Terrible, broke in a day");
+# "understated" ones say it the way many real buyers do, politely, with no strong word
+# ("It stopped charging after a week, not what I hoped for"). The honest mixed reviews
+# (a hard negative) hold praise and complaint at once but their verdict agrees with the
+# stars: 5 stars "pricey but worth every cent", 4 stars with a small complaint, 1-2 stars
+# with faint praise. Each text is one or two sentences of a pool and, for some, a closing.
+
+MISMATCH_TONES = ("obvious", "understated")
+HONEST_KINDS = ("mixed_top", "small_complaint", "faint_praise")
+"""Honest mixed reviews: 5 stars with a complaint, 4 stars with a small complaint, 1-2
+stars with faint praise."""
+
+_Pools = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+"""(titles, sentences, closings); an empty string is "none"."""
+
+_MISMATCH: dict[tuple[str, str], dict[str, _Pools]] = {
+    ("obvious", "negative"): {
+        "en": (
+            ("Terrible", "Garbage", "Do not buy", "Awful", "Scam", "Worst ever"),
+            (
+                "Terrible, broke in a day.",
+                "Complete junk, the {noun} fell apart the first time I used it.",
+                "Worst purchase I have ever made, it arrived broken and the seller refuses "
+                "to refund.",
+                "Absolute garbage, it stopped working after {n} hours.",
+                "Fake, cheap and dangerous: the {noun} started smoking when I plugged it in.",
+                "Awful quality, horrible smell, nothing like the pictures.",
+                "Do not buy this {noun}, it is a scam.",
+                "Broken on arrival, useless customer service, a total waste of money.",
+                "The {noun} is a disaster, it cracked within minutes.",
+                "Horrible. Missing parts, scratched all over and it does not even turn on.",
+            ),
+            ("", "Avoid!", "Never again.", "Zero stars if I could.", "Returning it."),
+        ),
+        "zh": (
+            ("太差了", "垃圾", "千万别买", "骗子", "差评", "最差的一次"),
+            (
+                "太差了，一天就坏了。",
+                "垃圾，{noun}第一次用就散架了。",
+                "买过最差的东西，收到就是坏的，卖家还不给退款。",
+                "质量极差，用了{n}个小时就不动了。",
+                "假货，插上电就冒烟，太危险了。",
+                "做工粗糙，味道刺鼻，和图片完全不一样。",
+                "千万别买这个{noun}，骗人的。",
+                "收到就坏，客服不理人，纯属浪费钱。",
+                "{noun}几分钟就裂了，简直是灾难。",
+                "太烂了，少配件，到处是划痕，根本开不了机。",
+            ),
+            ("", "避雷！", "再也不买了。", "能给零星就好了。", "已经退货。"),
+        ),
+    },
+    ("understated", "negative"): {
+        "en": (
+            ("", "", "Hmm", "Not quite", "Not what I expected", "Could be better", "Meh"),
+            (
+                "It stopped charging after {days} days, not what I hoped for.",
+                "The {noun} works, mostly. It disconnects every so often and I have to restart it.",
+                "Smaller than I expected and the finish is already wearing off.",
+                "Took {weeks} weeks to arrive and one of the parts was missing.",
+                "It is fine for a day or two, then it starts to rattle.",
+                "Honestly I expected a bit more for the price.",
+                "Colour looks quite different from the photos and the seams are uneven.",
+                "The battery lasts about an hour, less than half of what the listing says.",
+                "The instructions were confusing and I still can't get it to pair with my phone.",
+                "My {noun} came with a small crack near the hinge. Still usable, I suppose.",
+                "It was okay at first, but after {n} uses the button stopped responding.",
+                "Not really what the description promised.",
+                "Had to send the first one back, and the replacement has the same issue.",
+            ),
+            (
+                "",
+                "",
+                "A bit disappointed.",
+                "Not sure I'd order it again.",
+                "Oh well.",
+                "I'll probably return it.",
+                "Still waiting to hear back from the seller.",
+                "Expected better.",
+            ),
+        ),
+        "zh": (
+            ("", "", "一般", "有点失望", "不太理想", "还行吧", "和想的不一样"),
+            (
+                "用了{days}天就不亮了，有点失望。",
+                "{noun}基本能用，就是时不时断开，得重启一下。",
+                "比想象中小，表面的漆已经开始掉了。",
+                "等了{weeks}个星期才到，还少了一个配件。",
+                "用了一两天就开始有点松动了。",
+                "说实话，这个价格我以为会更好一些。",
+                "颜色和图片差得有点多，走线也不太整齐。",
+                "电池只能撑一个小时左右，和介绍说的差不少。",
+                "说明书看不太懂，到现在也没连上手机。",
+                "收到的时候边上有一道小裂痕，凑合着用吧。",
+                "刚开始还行，用了{n}次按键就不灵了。",
+                "跟描述的不太一样。",
+                "退了一次，换来的还是同样的问题。",
+            ),
+            (
+                "",
+                "",
+                "有点失望。",
+                "下次可能不会再买了。",
+                "算了。",
+                "考虑退掉。",
+                "等客服回复吧。",
+            ),
+        ),
+    },
+    ("obvious", "positive"): {
+        "en": (
+            ("Love it!", "Perfect", "Amazing", "Excellent", "Best buy"),
+            (
+                "Absolutely love this {noun}, best purchase of the year!",
+                "Perfect in every way, works great and looks amazing.",
+                "Excellent quality and super fast delivery, highly recommend.",
+                "Fantastic {noun}, my whole family loves it.",
+                "Wonderful, exactly as described and even better in person.",
+                "Great value, great quality, I already ordered another one.",
+                "Amazing! Works flawlessly and the battery lasts forever.",
+                "Best {noun} I have ever owned, totally worth it.",
+            ),
+            ("", "Five stars!", "Love it!", "Highly recommended.", "Will buy again."),
+        ),
+        "zh": (
+            ("超赞", "完美", "非常满意", "好评", "买对了"),
+            (
+                "太喜欢这个{noun}了，今年买得最值的东西！",
+                "各方面都很完美，好用又好看。",
+                "质量非常好，物流超快，强烈推荐。",
+                "{noun}很棒，全家人都喜欢。",
+                "和描述完全一致，实物比图片还好看。",
+                "性价比超高，已经又下了一单。",
+                "太好用了，续航特别久。",
+                "买过最好的{noun}，非常值。",
+            ),
+            ("", "五星好评！", "超级喜欢！", "强烈推荐。", "会回购的。"),
+        ),
+    },
+    ("understated", "positive"): {
+        "en": (
+            ("", "", "Good", "Fine", "Does the job", "Decent"),
+            (
+                "Works fine so far, no complaints.",
+                "Does what it says. Arrived on time.",
+                "The {noun} is pretty decent for the price.",
+                "I have used it every day for {weeks} weeks now and it holds up well.",
+                "Nice enough, fits well and the colour matches the photos.",
+                "It's sturdier than it looks.",
+                "My {who} uses it daily and seems happy with it.",
+                "Good little {noun}, easy to set up.",
+                "Comfortable and quiet, does the job.",
+            ),
+            ("", "", "Would probably buy again.", "Can't complain.", "Happy enough."),
+        ),
+        "zh": (
+            ("", "", "还不错", "可以", "挺好", "能用"),
+            (
+                "目前用着还行，没什么问题。",
+                "东西和描述的一样，按时到的。",
+                "这个价格来说{noun}挺不错的。",
+                "每天都在用，已经{weeks}个星期了，挺耐用。",
+                "还可以，尺寸合适，颜色和图片一样。",
+                "比看起来结实。",
+                "{who}每天都在用，挺满意的。",
+                "小巧好用，安装也简单。",
+                "舒服，声音也不大，够用了。",
+            ),
+            ("", "", "应该会回购。", "没什么可挑的。", "挺满意的。"),
+        ),
+    },
+}
+
+_HONEST: dict[str, dict[str, _Pools]] = {
+    "mixed_top": {
+        "en": (
+            ("", "Worth it", "Great buy", "Very happy", "Excellent"),
+            (
+                "Pricey, but worth every cent.",
+                "It took {days} days longer than promised to arrive, but the {noun} itself is "
+                "perfect.",
+                "The box was a bit dented. The {noun} inside is flawless and works great.",
+                "Setup was fiddly at first, now I love it.",
+                "Not the cheapest option, but the quality is outstanding.",
+                "The instructions are useless, the product is excellent.",
+                "I was worried after reading some bad reviews, but mine works perfectly.",
+                "A little heavier than I expected, otherwise fantastic.",
+                "The smell went away after a day. Great {noun}, very happy with it.",
+                "Had one small issue, the seller fixed it in a day. Superb service.",
+            ),
+            ("", "", "Would buy again.", "Recommended."),
+        ),
+        "zh": (
+            ("", "值得", "很满意", "好评", "买对了"),
+            (
+                "有点贵，但是物有所值。",
+                "物流比说的慢了{days}天，不过{noun}本身很完美。",
+                "外包装有点压坏了，里面的{noun}完好无损，很好用。",
+                "一开始安装有点麻烦，现在非常喜欢。",
+                "不算便宜，但是质量真的没话说。",
+                "说明书写得很差，东西是真的好。",
+                "看了差评有点担心，结果我这个用着很完美。",
+                "比想象中重一点，其他都很棒。",
+                "刚拆开有点味道，放了一天就没了，{noun}很好，很满意。",
+                "有个小问题，卖家一天就解决了，服务很好。",
+            ),
+            ("", "", "会回购。", "推荐。"),
+        ),
+    },
+    "small_complaint": {
+        "en": (
+            ("", "Good", "Pretty good", "Nice"),
+            (
+                "Good {noun}, though the cable is a bit short.",
+                "Works well. Wish it came in more colours.",
+                "Solid and comfortable, the strap could be longer.",
+                "Really nice, only the lid is a little stiff.",
+                "Happy with it overall, the packaging was excessive.",
+                "Does the job, a bit noisy at full speed.",
+                "Good quality, delivery was a couple of days late.",
+            ),
+            ("", "", "Would buy again."),
+        ),
+        "zh": (
+            ("", "不错", "挺好"),
+            (
+                "{noun}不错，就是线有点短。",
+                "挺好用的，希望能多几个颜色。",
+                "结实也舒服，带子再长一点就好了。",
+                "很好，只是盖子有点紧。",
+                "整体满意，包装有点过度了。",
+                "够用，最高档有点吵。",
+                "质量好，快递晚了两天。",
+            ),
+            ("", "", "会回购。"),
+        ),
+    },
+    "faint_praise": {
+        "en": (
+            ("", "Disappointed", "Not good", "Broke quickly"),
+            (
+                "Looks nice, but it broke after two days.",
+                "The colour is pretty. That's about the only good thing I can say.",
+                "Fast shipping, shame the {noun} doesn't work.",
+                "Nice packaging, poor product. It stopped working within a week.",
+                "The seller was polite, but the {noun} is flimsy and already cracked.",
+                "Cute design, terrible battery, it lasts maybe {n} minutes.",
+                "It's cheap, I'll give it that. It falls apart if you look at it.",
+                "Comfortable for the first hour, then it starts to hurt.",
+                "Good idea, bad execution. The buttons stick and the lid won't close.",
+            ),
+            ("", "", "Returning it.", "Not recommended."),
+        ),
+        "zh": (
+            ("", "失望", "不好", "坏得太快"),
+            (
+                "外观挺好看，可是两天就坏了。",
+                "颜色挺漂亮，也就这一个优点了。",
+                "发货挺快，可惜{noun}不能用。",
+                "包装不错，东西很差，一个星期就不动了。",
+                "卖家态度挺好，但是{noun}太单薄，已经裂了。",
+                "设计挺可爱，电池太差，只能用{n}分钟。",
+                "便宜是便宜，一碰就散。",
+                "刚戴上还舒服，一个小时后就开始疼。",
+                "想法不错，做得太差，按键卡住，盖子也关不上。",
+            ),
+            ("", "", "准备退了。", "不推荐。"),
+        ),
+    },
+}
+
+
+def _compose(rng: random.Random, pools: _Pools, lang: str, noun: str) -> tuple[str, str]:
+    """A title and a text: one sentence of the pool (a second one 30% of the time), then
+    a closing (often none); numbers and the relative drawn as the bombing texts draw them."""
+    titles, sentences, closings = pools
+    picked = rng.sample(sentences, 2 if rng.random() < 0.3 else 1)
+    parts = [*picked, rng.choice(closings)]
+    values = _bomb_numbers(rng, lang)
+    sep = "" if lang == "zh" else " "
+    text = sep.join(p.format(noun=noun, **values) for p in parts if p)
+    return rng.choice(titles), text
+
+
+def mismatch_review(
+    rng: random.Random, tone: str, sentiment: str, lang: str, noun: str
+) -> tuple[str, str]:
+    """Title and text of a review whose text is ``sentiment`` ("negative" under 5 stars,
+    "positive" under 1 star), said in an ``obvious`` or ``understated`` tone."""
+    return _compose(rng, _MISMATCH[(tone, sentiment)][lang], lang, noun)
+
+
+def honest_mixed_review(rng: random.Random, kind: str, lang: str, noun: str) -> tuple[str, str]:
+    """Title and text of an honest review of :data:`HONEST_KINDS` whose mixed text agrees
+    with its stars."""
+    return _compose(rng, _HONEST[kind][lang], lang, noun)

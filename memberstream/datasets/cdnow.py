@@ -69,18 +69,11 @@ def read_cdnow_rows(path: Path | None = None) -> list[CdnowRow]:
 
 
 def _offsets(rows: list[CdnowRow]) -> dict[int, int]:
-    """Second of the day for each row: hash-derived, then sorted within each date so
-    that a day's purchases keep file order and event time never goes backwards."""
-    by_date: dict[str, list[CdnowRow]] = {}
-    for row in rows:
-        by_date.setdefault(row.date, []).append(row)
-    offsets = {}
-    for day_rows in by_date.values():
-        seconds = sorted(
-            zlib.crc32(f"cdnow/{r.line_number}".encode()) % _SPREAD_S for r in day_rows
-        )
-        offsets.update((r.line_number, s) for r, s in zip(day_rows, seconds, strict=True))
-    return offsets
+    """Second of the day for each row, from a hash of its line. The file lists a
+    customer's rows together, so a day's rows in file order would put one customer's
+    orders of that day minutes apart (and trip order_velocity); hashed, they fall
+    anywhere in the day, as separate visits do."""
+    return {r.line_number: zlib.crc32(f"cdnow/{r.line_number}".encode()) % _SPREAD_S for r in rows}
 
 
 def _event(row: CdnowRow, second_of_day: int) -> PurchaseEvent:
@@ -109,11 +102,12 @@ def _event(row: CdnowRow, second_of_day: int) -> PurchaseEvent:
 
 
 def iter_cdnow_events(limit: int | None = None) -> Iterator[PurchaseEvent]:
-    """Every transaction as a paid order, in event-time order (date, then file order)."""
+    """Every transaction as a paid order, in event-time order (date, second of the day,
+    then file order)."""
     if limit is not None and limit < 0:
         raise ValueError("limit must be >= 0")
     rows = read_cdnow_rows()
     offsets = _offsets(rows)
-    rows.sort(key=lambda r: (r.date, r.line_number))
+    rows.sort(key=lambda r: (r.date, offsets[r.line_number], r.line_number))
     for row in rows if limit is None else rows[:limit]:
         yield _event(row, offsets[row.line_number])

@@ -11,10 +11,22 @@ their line items reviewed days later. Each member's timeline is generated
 lazily by its own RNG, so timelines are independent of one another and
 ``heapq.merge`` can interleave them in event-time order while holding only a
 few pending events per member in memory.
+
+Payment, shipping and device references (``WorkloadConfig.instrument_refs``, off by
+default): each member has 1-2 cards (40% two), 1-2 shipping addresses (25% two) and 1-2
+devices (50% two). A paid order uses the member's first one of each kind 75% of the time,
+else another of its own, and a new one at ``new_card_rate`` (2.5% of orders),
+``new_address_rate`` (2%) and ``new_device_rate`` (3%), drawn independently; a new one is
+the member's own from then on (it becomes the first, at most 3 kept). A refund carries its
+order's references. References are opaque tokens (``pay-``, ``ship-``, ``dev-`` and 16 hex
+digits of a hash of seed, member and number), as a platform would send hashes. They come
+from each member's own RNG, separate from the timeline's, so events, ids and times are the
+same with references on or off; only purchase events gain the three fields.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
 import random
@@ -25,7 +37,13 @@ from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import Any, Literal, Protocol
 
-from memberstream.schemas.events import ClickEvent, LineItem, PurchaseEvent, ReviewEvent
+from memberstream.schemas.events import (
+    PURCHASE_REFS,
+    ClickEvent,
+    LineItem,
+    PurchaseEvent,
+    ReviewEvent,
+)
 
 SyntheticEvent = ClickEvent | PurchaseEvent | ReviewEvent
 EventKind = Literal["click", "purchase", "review"]
@@ -71,6 +89,15 @@ class WorkloadConfig:
     mean_click_gap_s: float = 40.0
     refund_delay_days: float = 6.0
     review_delay_days: float = 5.0
+    instrument_refs: bool = False
+    """Paid orders and refunds carry ``payment_ref``, ``shipping_ref`` and ``device_ref``
+    (see the module doc); off, purchase events carry none."""
+    new_card_rate: float = 0.025
+    """Share of paid orders on a card the member has not used before."""
+    new_address_rate: float = 0.02
+    """Share of paid orders shipped to an address the member has not used before."""
+    new_device_rate: float = 0.03
+    """Share of paid orders from a device the member has not used before."""
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.start.utcoffset() is None:
@@ -88,6 +115,9 @@ class WorkloadConfig:
             "refund_rate",
             "review_rate",
             "zh_share",
+            "new_card_rate",
+            "new_address_rate",
+            "new_device_rate",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")
@@ -624,6 +654,52 @@ _HOUR_MS = 3_600_000
 _Raw = tuple[int, int, int, str, tuple[Any, ...]]
 
 
+Refs = tuple[str, str, str]
+"""(payment_ref, shipping_ref, device_ref) of an order."""
+_WALLET = (("pay", 0.4), ("ship", 0.25), ("dev", 0.5))
+"""Per kind of reference: its prefix and the share of members who have two."""
+_PRIMARY_SHARE = 0.75
+_WALLET_KEPT = 3
+
+
+class _Wallet:
+    """A member's cards, shipping addresses and devices, as opaque references; its own
+    RNG, so drawing them moves nothing else in the member's timeline."""
+
+    def __init__(self, cfg: WorkloadConfig, member_id: str, index: int) -> None:
+        self.cfg = cfg
+        self.member_id = member_id
+        self.rng = random.Random(f"{cfg.seed}/refs/{index}")
+        self.made = {prefix: 0 for prefix, _ in _WALLET}
+        self.own = {
+            prefix: [self._new(prefix) for _ in range(1 + (self.rng.random() < two))]
+            for prefix, two in _WALLET
+        }
+
+    def _new(self, prefix: str) -> str:
+        self.made[prefix] += 1
+        key = f"{self.cfg.seed}/{self.member_id}/{prefix}/{self.made[prefix]}"
+        return f"{prefix}-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"
+
+    def _pick(self, prefix: str, new_rate: float) -> str:
+        rng, own = self.rng, self.own[prefix]
+        if rng.random() < new_rate:
+            own.insert(0, self._new(prefix))  # a new card is the one used from now on
+            del own[_WALLET_KEPT:]
+            return own[0]
+        if len(own) == 1 or rng.random() < _PRIMARY_SHARE:
+            return own[0]
+        return rng.choice(own[1:])
+
+    def order_refs(self) -> Refs:
+        cfg = self.cfg
+        return (
+            self._pick("pay", cfg.new_card_rate),
+            self._pick("ship", cfg.new_address_rate),
+            self._pick("dev", cfg.new_device_rate),
+        )
+
+
 def _geometric(rng: random.Random, mean: float) -> int:
     """Failures before the first success, with the given mean (0 when mean is 0)."""
     if mean <= 0:
@@ -641,6 +717,7 @@ class _Timeline:
         self.index = index
         self.member = workload.members[index]
         self.rng = random.Random(f"{cfg.seed}/timeline/{index}")
+        self.wallet = _Wallet(cfg, self.member.id, index) if cfg.instrument_refs else None
         self.pref_cum = list(accumulate(self.member.preference))
         self.seq = 0
         self.pending: list[_Raw] = []
@@ -721,13 +798,14 @@ class _Timeline:
                 qty = rng.choices((1, 2, 3), cum_weights=(0.9, 0.98, 1.0))[0]
             price = round(p.price * 0.85, 2) if rng.random() < 0.1 else p.price
             items.append((p, qty, price))
-        order = self._raw(t, "paid", (order_id, tuple(items), _total(items)))
+        refs = None if self.wallet is None else self.wallet.order_refs()
+        order = self._raw(t, "paid", (order_id, tuple(items), _total(items), refs))
         refunded: tuple[Any, ...] = ()
         if rng.random() < cfg.refund_rate:
             delay = min(0.5 + rng.expovariate(1 / cfg.refund_delay_days), 30.0)
             whole = len(items) == 1 or rng.random() < 0.7
             refunded = tuple(items) if whole else (rng.choice(items),)
-            payload = (order_id, refunded, _total(refunded))
+            payload = (order_id, refunded, _total(refunded), refs)
             heapq.heappush(self.pending, self._raw(t + int(delay * _DAY_MS), "refunded", payload))
         refunded_products = {p.id for p, _, _ in refunded}
         for p, _, _ in items:
@@ -833,13 +911,15 @@ class SyntheticWorkload:
                 **env, product_id=product.id, rating=rating, title=head, text=text, language=lang
             )
         if kind in ("paid", "refunded"):
-            order_id, items, total = p
+            order_id, items, total, refs = p
             line_items = [
                 LineItem(
                     product_id=pr.id, title=pr.title, category=pr.category, quantity=q, unit_price=u
                 )
                 for pr, q, u in items
             ]
+            if refs is not None:
+                env |= dict(zip(PURCHASE_REFS, refs, strict=True))
             return PurchaseEvent(
                 **env, order_id=order_id, items=line_items, total=total, currency="USD", status=kind
             )

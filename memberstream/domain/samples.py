@@ -17,6 +17,9 @@ Three kinds, each with a documented label rule:
 - **anomaly**: an analyst's verdict on a flag (``confirmed`` or ``false_positive``),
   with what the flag measured (kind, score, threshold, details) when the collector saw
   the flag on ``member.anomalies``; verdicts on flags it never saw keep the flag id only.
+  A learned_score or order_value_outlier flag carries the order's behaviour features;
+  the sample keeps them as ``details["features"]`` (name -> value), which the trainer
+  fits the learned score on (confirmed = 1, false_positive = 0).
 
 Before a sample leaves this module its text is masked (:mod:`memberstream.domain.pii`)
 and the member id is replaced by a keyed hash. Memory is bounded: recent views per
@@ -37,6 +40,7 @@ from typing import Any, Literal
 
 import orjson
 
+from memberstream.domain.anomaly.order_features import BEHAVIOUR_FEATURES, features_from_details
 from memberstream.domain.language import normalize_language
 from memberstream.domain.pii import mask_text, pseudonymize
 from memberstream.schemas.events import (
@@ -304,6 +308,9 @@ class SampleDeriver:
                     detector_version=flag.detector_version,
                     flag_details=dict(flag.details),
                 )
+                features = features_from_details(flag.details)
+                if features is not None:
+                    details["features"] = dict(zip(BEHAVIOUR_FEATURES, features, strict=True))
                 evidence = tuple(flag.evidence)
             yield Sample(
                 sample_id=f"anomaly:{e.ref_id}",

@@ -234,9 +234,10 @@ class InferenceStage:
         self._listeners.append(listener)
 
     def offer(self, task: str, model: Any, version: str) -> None:
-        """Queue ``model`` (a loaded head) for ``task`` ("sentiment" or "interest"); it
-        replaces the current one as soon as no batch is in flight."""
-        if task not in ("sentiment", "interest"):
+        """Queue ``model`` (a loaded head, or for "anomaly" a learned scorer) for ``task``
+        ("sentiment", "interest" or "anomaly"); it replaces the current one as soon as no
+        batch is in flight."""
+        if task not in ("sentiment", "interest", "anomaly"):
             raise ValueError(f"no hot swap for task {task!r}")
         self._pending[task] = (model, version)
         self._maybe_swap()
@@ -257,10 +258,13 @@ class InferenceStage:
         for task, (model, version) in pending.items():
             if task == "sentiment":
                 self.sentiment = model
+            elif task == "anomaly":
+                self.scorer = model
             else:
                 self.head = model
                 self.head_version = version
-        self.cache = ProductCache(self.cache.size)  # cached scores came from the old heads
+        if set(pending) - {"anomaly"}:  # cached text scores came from the old heads
+            self.cache = ProductCache(self.cache.size)
         after = self.model_version
         self.swaps.append(SwapRecord(tuple(pending), before, after, self.stats.batches))
         log.info(

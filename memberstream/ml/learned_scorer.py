@@ -61,6 +61,24 @@ class LearnedScorer:
         self.version = version
         self.metadata = dict(metadata or {})
 
+    def logits(self, vectors: Sequence[OrderVector]) -> np.ndarray:
+        """The log-odds of each row (what :meth:`score` turns into a probability)."""
+        x = (feature_matrix(vectors, self.embedding_dim) - self.mean) / self.scale
+        return x @ self.weights + self.bias
+
+    def calibrated(self, a: float, b: float) -> LearnedScorer:
+        """This scorer with Platt scaling ``sigmoid(a * logit + b)`` folded into its weights
+        and bias: still one logistic regression, contributions scaled by ``a``."""
+        return LearnedScorer(
+            self.mean,
+            self.scale,
+            self.weights * a,
+            self.bias * a + b,
+            self.embedding_dim,
+            version=self.version,
+            metadata={**self.metadata, "platt": [round(a, 6), round(b, 6)]},
+        )
+
     def score(self, vectors: Sequence[OrderVector]) -> list[LearnedScore]:
         """Probabilities and per-feature contributions, row by row (batch-independent)."""
         x = (feature_matrix(vectors, self.embedding_dim) - self.mean) / self.scale
@@ -108,12 +126,62 @@ class LearnedScorer:
             )
 
 
+def fit_platt(logits: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[float, float]:
+    """Platt scaling: (a, b) of ``P(y=1) = sigmoid(a * logit + b)`` by Newton's method,
+    unweighted, so the result reflects the rate of positives in the rows it is fitted on.
+    The class-balanced fit ranks well but its output is no probability; this makes it one
+    (fitted on held-out rows, never on the rows the scorer was fitted on)."""
+    if len(logits) == 0 or y.min() == y.max():
+        raise ValueError("Platt scaling needs both classes")
+    z = np.column_stack([np.asarray(logits, dtype=np.float64), np.ones(len(logits))])
+    y = np.asarray(y, dtype=np.float64)
+    reg = np.array([1e-6, 1e-6])
+
+    def loss(w: np.ndarray) -> float:
+        m = z @ w
+        return float(np.sum(np.logaddexp(0.0, m) - y * m) + 0.5 * reg @ (w * w))
+
+    w = np.zeros(2)
+    current = loss(w)
+    for _ in range(iterations):  # Newton's method, step halved until the loss falls
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -35, 35)))
+        grad = z.T @ (p - y) + reg * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg)
+        step = np.linalg.solve(hess, grad)
+        t = 1.0
+        while t > 1e-6 and loss(w - t * step) > current:
+            t /= 2
+        w = w - t * step
+        current = loss(w)
+        if float(np.max(np.abs(t * step))) < 1e-10:
+            break
+    return float(w[0]), float(w[1])
+
+
+def calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: mean |rate of positives - mean probability| over
+    equal-width probability bins, weighted by the rows in each."""
+    idx = np.minimum((np.asarray(probs) * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            total += sel.sum() * abs(float(y[sel].mean()) - float(probs[sel].mean()))
+    return total / max(len(probs), 1)
+
+
 def fit_logistic(
-    x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 30
+    x: np.ndarray,
+    y: np.ndarray,
+    l2: float = 1.0,
+    iterations: int = 30,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Class-balanced, L2-regularised logistic regression by Newton's method.
 
-    Returns (mean, scale, weights, bias) with weights over standardised inputs.
+    ``sample_weight`` (default: 1 each) says how much each row counts; the classes are
+    then balanced by their total weight. Returns (mean, scale, weights, bias) with
+    weights over standardised inputs.
     """
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
@@ -122,6 +190,11 @@ def fit_logistic(
     pos = max(int(y.sum()), 1)
     neg = max(len(y) - pos, 1)
     sample_w = np.where(y > 0, len(y) / (2 * pos), len(y) / (2 * neg))
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, dtype=np.float64)
+        pos_w = max(float(sw[y > 0].sum()), 1e-12)
+        neg_w = max(float(sw[y <= 0].sum()), 1e-12)
+        sample_w = sw * np.where(y > 0, sw.sum() / (2 * pos_w), sw.sum() / (2 * neg_w))
     w = np.zeros(z.shape[1])
     reg = np.full(z.shape[1], l2)
     reg[-1] = 0.0  # no penalty on the bias

@@ -92,6 +92,7 @@ class EncoderCalibration(BaseModel):
 
     zero_shot_temperature: float | None = Field(None, gt=0)
     review_duplicate_similarity: float | None = Field(None, gt=0, le=1)
+    review_promo_similarity: float | None = Field(None, gt=0, le=1)
     summary_redundancy: float | None = Field(None, gt=0, le=1)
     summary_aspect_floor: float | None = None
     notes: str | None = Field(None, description="how the values were set, on what data")
@@ -101,6 +102,7 @@ class EncoderCalibration(BaseModel):
         paths = {
             "zero_shot_temperature": ("inference", "zero_shot_temperature"),
             "review_duplicate_similarity": ("anomaly", "review_duplicate", "similarity"),
+            "review_promo_similarity": ("anomaly", "review_duplicate", "promo_similarity"),
             "summary_redundancy": ("summary", "summarizer", "redundancy"),
             "summary_aspect_floor": ("summary", "summarizer", "aspect_floor"),
         }

@@ -7,9 +7,18 @@ agree (it lets a single JSONL file hold mixed events for ``memberstream produce`
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    Strict,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from memberstream.schemas.types import (
     MAX_LINE_ITEMS,
@@ -24,6 +33,9 @@ from memberstream.schemas.types import (
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+PURCHASE_REFS = ("payment_ref", "shipping_ref", "device_ref")
+"""Optional opaque references of :class:`PurchaseEvent` (added within version 1: optional,
+default None, left out of the serialized event when absent)."""
 
 
 class Envelope(BaseModel):
@@ -85,6 +97,32 @@ class PurchaseEvent(Envelope):
     total: Money = Field(description="amount paid, or amount refunded when status is refunded")
     currency: Currency = "USD"
     status: Literal["paid", "refunded"] = "paid"
+    payment_ref: Id | None = Field(
+        None,
+        description="opaque reference to the payment instrument (card or wallet token) "
+        "chosen and hashed by the sender, never the card number itself; the same instrument "
+        "must always give the same reference. Optional: without it the detectors judge the "
+        "order by its amounts alone",
+    )
+    shipping_ref: Id | None = Field(
+        None,
+        description="opaque reference to the normalized shipping address, hashed by the "
+        "sender (never the address itself); optional",
+    )
+    device_ref: Id | None = Field(
+        None,
+        description="opaque reference to the device or session fingerprint the order came "
+        "from, hashed by the sender; optional",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_refs(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """An order without references serializes exactly as before they existed."""
+        data: dict[str, Any] = handler(self)
+        for name in PURCHASE_REFS:
+            if data.get(name, "") is None:
+                del data[name]
+        return data
 
     @property
     def signed_total(self) -> float:

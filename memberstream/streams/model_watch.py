@@ -25,6 +25,7 @@ from memberstream.config import Settings
 from memberstream.ml.category_heads import HEAD_FILE, load_head
 from memberstream.ml.encoder import sha256_file
 from memberstream.ml.inference import InferenceStage, head_version
+from memberstream.ml.learned_scorer import SCORER_FILE, LearnedScorer
 from memberstream.ml.sentiment import WEIGHTS_FILE, load_sentiment_head
 from memberstream.schemas.outputs import ModelUpdate
 from memberstream.streams.kafka_io import _partitions_of, _start, connection
@@ -32,7 +33,7 @@ from memberstream.streams.model_updates import latest_updates, parse_update
 
 log = logging.getLogger(__name__)
 
-SWAPPABLE = {"sentiment": WEIGHTS_FILE, "interest": HEAD_FILE}
+SWAPPABLE = {"sentiment": WEIGHTS_FILE, "interest": HEAD_FILE, "anomaly": SCORER_FILE}
 
 
 class ModelLoadError(RuntimeError):
@@ -52,6 +53,9 @@ def load_announced(update: ModelUpdate, stage: InferenceStage) -> tuple[Any, str
     got = sha256_file(path)
     if want is not None and want != got:
         raise ModelLoadError(f"{path}: sha256 {got}, the announcement says {want}")
+    if update.task == "anomaly":
+        scorer = LearnedScorer.load(path)
+        return scorer, scorer.version
     if update.task == "sentiment":
         head = load_sentiment_head(directory)
         if head is None:
@@ -93,6 +97,8 @@ class ModelWatcher:
         current = self.stage.head_version
         if update.task == "sentiment":
             current = None if self.stage.sentiment is None else self.stage.sentiment.version
+        elif update.task == "anomaly":
+            current = None if self.stage.scorer is None else self.stage.scorer.version
         if current == label:
             log.info(
                 "model.updates: %s %s (%s) is already running", update.task, update.version, label

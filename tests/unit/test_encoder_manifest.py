@@ -128,6 +128,7 @@ def test_thresholds_follow_the_configured_encoder(tmp_path: Path) -> None:
         {
             "zero_shot_temperature": 0.021,
             "review_duplicate_similarity": 0.777,
+            "review_promo_similarity": 0.555,
             "summary_redundancy": 0.666,
             "summary_aspect_floor": 0.033,
         },
@@ -135,6 +136,7 @@ def test_thresholds_follow_the_configured_encoder(tmp_path: Path) -> None:
     s = Settings(inference={"encoder": {"model_dir": model_dir}})
     assert s.inference.zero_shot_temperature == pytest.approx(0.021)
     assert s.anomaly.review_duplicate.similarity == pytest.approx(0.777)
+    assert s.anomaly.review_duplicate.promo_similarity == pytest.approx(0.555)
     assert s.summary.summarizer.redundancy == pytest.approx(0.666)
     assert s.summary.summarizer.aspect_floor == pytest.approx(0.033)
     assert s.interest.taste_dim == 96

@@ -146,4 +146,4 @@ def test_an_offer_between_batches_swaps_at_once_and_unknown_tasks_are_refused(
     stage.offer("interest", head, "interest@x")
     assert stage.head is head and stage.head_version == "interest@x"
     with pytest.raises(ValueError, match="no hot swap"):
-        stage.offer("anomaly", object(), "a@1")
+        stage.offer("summaries", object(), "s@1")

@@ -367,10 +367,11 @@ def test_bombing_spread_over_days_by_non_buyers_flags_once() -> None:
     bombers = [unbought(review(f"b{i}", T0 + h * 3600, rating=1)) for i, h in enumerate(hours)]
     state = ProductAnomalyState()
     flags = [(i, c) for i, r in enumerate(bombers) for c in det.on_review(state, r)]
-    assert [(i, c.kind) for i, c in flags] == [(4, "review_bombing")]  # the 5th non-buyer
+    # the 6th non-buyer: 0.3^5 = 0.0024 is not improbable enough, 0.3^6 = 0.00073 is
+    assert [(i, c.kind) for i, c in flags] == [(5, "review_bombing")]
     ((_, flag),) = flags
     assert flag.details["signal"] == "unverified_low_spread"
-    assert flag.evidence == ("b0", "b1", "b2", "b3", "b4")
+    assert flag.evidence == ("b0", "b1", "b2", "b3", "b4", "b5")
     assert flag.window_start == T0  # the day of the first such review: its id is stable
     # a replay through a fresh state, or through the stored state, gives the same flag id
     again = ProductAnomalyState()
@@ -402,3 +403,61 @@ def test_a_paraphrasing_ring_of_non_buyers_is_found_friends_who_bought_are_not()
     assert feed(det, friends) == []
     low = [unbought(review(f"l{i}", T0 + i * 3600, rating=2, emb=v)) for i, v in enumerate(texts)]
     assert feed(det, low) == []  # not promotional: held to the copy threshold
+
+
+def test_non_buyers_low_ratings_flag_only_when_improbable_for_the_product() -> None:
+    """The spread signal weighs the window's low ratings against the product's own share
+    of low ratings among non-buyers (prior 0.3 worth 10 reviews, alpha 0.001)."""
+    det = ProductDetectors(AnomalySettings())
+    # An episode: one-star reviews from non-buyers every 5 hours, one 4-star among them.
+    t1 = T0 + 40 * 86_400
+    episode = [unbought(review(f"e{i}", t1 + i * 5 * 3600, rating=1)) for i in range(8)]
+    episode.insert(1, unbought(review("e-ok", t1 + 3 * 3600, rating=4)))
+    # On a product without history, by hand: 7 low of 8 has P(X >= 7 | 8, 0.3) = 0.00129
+    # (no flag), 8 low of 9 has P(X >= 8 | 9, 0.3) = 0.000433 (flag).
+    fresh = ProductAnomalyState()
+    flags = [(r.event_id, c) for r in episode for c in det.on_review(fresh, r)]
+    assert [(eid, c.kind) for eid, c in flags] == [("e7", "review_bombing")]
+    flag = flags[0][1]
+    assert flag.details["p_value"] == pytest.approx(0.000433026, rel=1e-3)
+    assert flag.details["baseline_low_share"] == pytest.approx(0.3)
+    assert fresh.unverified_past == []  # the episode's reviews never join the baseline
+    # A product whose non-buyers have been half negative for weeks (imported or
+    # off-platform reviews, one every 6 hours): no window of them is improbable, and
+    # the same episode is not either (P(X >= 8 | 9, ~0.5) is about 0.02).
+    mixed = [
+        unbought(review(f"m{i}", T0 + i * 6 * 3600, rating=1 if i % 2 else 5)) for i in range(120)
+    ]
+    state = ProductAnomalyState()
+    assert [c for r in mixed for c in det.on_review(state, r)] == []
+    n, low, _ = state.unverified_past
+    assert 0.45 < low / n < 0.55
+    stored = ProductAnomalyState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
+    assert stored.unverified_past == state.unverified_past
+    assert [c for r in episode for c in det.on_review(state, r)] == []
+    # The fresh episode through a state stored and read back half-way: the same flag.
+    again = ProductAnomalyState()
+    for r in episode[:4]:
+        det.on_review(again, r)
+    again = ProductAnomalyState.from_dict(orjson.loads(orjson.dumps(again.to_dict())))
+    assert again.unverified_other == [episode[1].t]
+    (replayed,) = [c for r in episode[4:] for c in det.on_review(again, r)]
+    assert (replayed.evidence, replayed.window_start) == (flag.evidence, flag.window_start)
+    assert replayed.details == flag.details
+
+
+def test_a_ring_at_paraphrase_distance_is_found_looser_praise_is_not() -> None:
+    """promo_similarity 0.7 (bench/results/paraphrase_rings.md): three non-buyers' top
+    ratings pairwise above it form a ring; pairwise around 0.55 they do not."""
+    rng = np.random.default_rng(11)
+    det = ProductDetectors(AnomalySettings())
+    base = unit(rng)
+    close = [near(rng, base, 0.87) for _ in range(3)]
+    loose = [near(rng, base, 0.74) for _ in range(3)]
+    pair = [float(a @ b) for i, a in enumerate(close) for b in close[i + 1 :]]
+    assert min(pair) >= 0.7
+    assert max(float(a @ b) for i, a in enumerate(loose) for b in loose[i + 1 :]) < 0.7
+    ring = [unbought(review(f"c{i}", T0 + i * 3600, emb=v)) for i, v in enumerate(close)]
+    assert [f.kind for f in feed(det, ring)] == ["review_duplicate"]
+    praise = [unbought(review(f"p{i}", T0 + i * 3600, emb=v)) for i, v in enumerate(loose)]
+    assert feed(ProductDetectors(AnomalySettings()), praise) == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,19 +11,15 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from memberstream.cli.commands.context import iso_time, settings_from
+from memberstream.cli.commands.context import iso_time, settings_from, setup_logging
 
 if TYPE_CHECKING:
     from memberstream.config import Settings
     from memberstream.core.learning import TrainResult
     from memberstream.schemas.outputs import ModelUpdate
+    from memberstream.streams.training_metrics import TrainerMetrics
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def _logging(level: str = "info") -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+log = logging.getLogger("memberstream.learn")
 
 
 @click.command()
@@ -64,7 +60,7 @@ def collect(ctx: click.Context, until_caught_up: bool, samples_dir: Path | None)
     if samples_dir is not None:
         settings.learning.samples_dir = samples_dir
     settings.learning.member_key_bytes()  # refuse early, before connecting
-    _logging()
+    setup_logging(ctx)
     click.echo(
         f"collect: group {collector_group(settings)} -> {settings.learning.samples_dir}",
         err=True,
@@ -145,7 +141,7 @@ def print_train_result(result: TrainResult) -> None:
         )
 
 
-_TASK = click.Choice(["sentiment", "interest"])
+_TASK = click.Choice(["sentiment", "interest", "anomaly"])
 
 
 def train_and_announce(settings: Settings, task: str, **options: Any) -> TrainResult:
@@ -194,16 +190,20 @@ def train(
     validates, the older part trains (nothing newer leaks into training). The
     candidate is registered in learning.registry_dir with its figures; it is promoted,
     and announced on model.updates for the workers to swap in, only if it beats
-    production on the validation window by learning.gate.margin (macro-F1) and loses
-    at most learning.gate.regression_tolerance on the fixed regression set.
+    production on the validation window by learning.gate.margin (macro-F1; AUC for
+    anomaly) and loses at most learning.gate.regression_tolerance on the fixed
+    regression set.
 
     \b
       sentiment  the bootstrap recipe refitted on bootstrap + collected reviews
       interest   a correction of the zero-shot category head fitted to the
                  collected (title, category) pairs
+      anomaly    the learned anomaly score refitted on its synthetic bootstrap
+                 stream + analysts' verdicts on flags (confirmed 1, false_positive
+                 0, each weighing learning.anomaly.analyst_weight synthetic
+                 orders); regression set: the bootstrap's held-out orders
     """
-    settings = settings_from(ctx)
-    _logging("warning")
+    settings = setup_logging(ctx, "warning")
     results = []
     for task in tasks:
         result = train_and_announce(
@@ -275,15 +275,15 @@ def learn(
     train`), promotes what the gate passes and announces it on model.updates, where
     running workers pick it up between two batches. Once (for a Kubernetes CronJob), or
     --every 24h in a loop. Exit status 0 whether or not a candidate was promoted.
+    Add --task anomaly to refit the learned anomaly score on the analysts' verdicts.
     """
-    import time
-
     from memberstream.streams.collector_runner import run_collector
 
     settings = settings_from(ctx)
     settings.learning.member_key_bytes()
     period = _duration(every)
-    _logging("warning")
+    setup_logging(ctx, "warning")
+    metrics = None if period is None else _serve_trainer_metrics(settings)
     while True:
         started = time.monotonic()
         click.echo("learn: collecting samples up to the current end of the topics", err=True)
@@ -292,9 +292,13 @@ def learn(
             f"learn: collected {sum(collected.samples.values()):,} new samples "
             f"({', '.join(f'{k} {n:,}' for k, n in sorted(collected.samples.items())) or 'none'})"
         )
+        if metrics is not None:
+            metrics.observe_collected(collected.samples)
         results = []
         for task in tasks:
-            results.append(train_and_announce(settings, task))
+            result = _timed_run(settings, task, metrics, keep_going=period is not None)
+            if result is not None:
+                results.append(result)
         if as_json is not None:
             payload = {
                 "collected": collected.samples,
@@ -306,3 +310,35 @@ def learn(
         wait = max(0.0, period - (time.monotonic() - started))
         click.echo(f"learn: next cycle in {wait / 3600:.1f} h", err=True)
         time.sleep(wait)
+
+
+def _serve_trainer_metrics(settings: Settings) -> TrainerMetrics:
+    """The periodic loop's /metrics and /healthz (see
+    :mod:`memberstream.streams.training_metrics`); a port in use is logged, not fatal."""
+    from memberstream.cli.commands.context import serve_metrics
+    from memberstream.streams.training_metrics import TrainerMetrics
+
+    metrics = TrainerMetrics(settings)
+    serve_metrics(settings, metrics)
+    return metrics
+
+
+def _timed_run(
+    settings: Settings, task: str, metrics: TrainerMetrics | None, *, keep_going: bool
+) -> TrainResult | None:
+    """One task's run, timed into ``metrics``. A run that raises is counted as failed;
+    the periodic loop (``keep_going``) logs it and goes on with the next task and cycle
+    (None), a single cycle raises it as before."""
+    started = time.monotonic()
+    try:
+        result = train_and_announce(settings, task)
+    except Exception:
+        if metrics is not None:
+            metrics.observe_failure(task, time.monotonic() - started)
+        if not keep_going:
+            raise
+        log.exception("learn: training %s failed; the next cycle tries again", task)
+        return None
+    if metrics is not None:
+        metrics.observe_run(result, time.monotonic() - started)
+    return result

@@ -6,20 +6,24 @@ the member's flag ledger (:func:`memberstream.core.flags.raise_flags`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from memberstream.core.flags import raise_flags
 from memberstream.core.member_state import MemberState
 from memberstream.core.roles import Emit
-from memberstream.domain.anomaly.flags import Candidate, detector_version
+from memberstream.domain.anomaly.adaptive import ADAPTABLE, adaptable
+from memberstream.domain.anomaly.flags import Candidate, detector_version, flag_id
 from memberstream.domain.anomaly.member_detectors import MemberDetectors
 from memberstream.domain.anomaly.order_features import (
     OrderLine,
     OrderVector,
     PurchaseProfile,
     behaviour_features,
+    feature_details,
     observe_order,
     order_embedding,
 )
+from memberstream.domain.anomaly.rating_mismatch import rating_mismatch
 from memberstream.domain.anomaly.settings import AnomalySettings
 from memberstream.domain.language import normalize_language
 from memberstream.ml.inference import Scored
@@ -49,7 +53,13 @@ class AnomalyStep:
             kind: detector_version(kind, getattr(settings, section))
             for kind, section in _SECTIONS.items()
         }
-        learned_on = settings.enabled and settings.learned.enabled
+        self.learned_version: str | None = None
+        self.set_learned_version(learned_version)
+
+    def set_learned_version(self, learned_version: str | None) -> None:
+        """The learned scorer that scores orders from now on (None: none); stays None
+        while the learned score is switched off."""
+        learned_on = self.settings.enabled and self.settings.learned.enabled
         self.learned_version = learned_version if learned_on else None
 
     def on_purchase(self, state: MemberState, event: PurchaseEvent) -> list[Candidate]:
@@ -66,7 +76,34 @@ class AnomalyStep:
         self, state: MemberState, candidates: Sequence[Candidate], cause: str, as_of: float
     ) -> tuple[list[Emit], int]:
         """The flags for ``candidates`` and how many feedback suppressed."""
+        self._note_adaptable(state, candidates)
         return raise_flags(state.flags, candidates, self.detector_versions, cause, as_of)
+
+    def _note_adaptable(self, state: MemberState, candidates: Sequence[Candidate]) -> None:
+        """Remember what a verdict on these flags could teach the member's baseline; a flag
+        already rejected (the verdict was read first) adapts it now."""
+        for c in candidates:
+            if c.kind not in ADAPTABLE:
+                continue
+            fid = flag_id(c.kind, c.subject, c.subject_id, c.window_start)
+            item = adaptable(c, fid, self.settings)
+            if item is not None:
+                rejected = state.flags.is_rejected(fid)
+                state.anomaly.adaptive.note(item, self.settings, rejected=rejected)
+
+    @staticmethod
+    def with_features(
+        candidates: Sequence[Candidate], order: OrderVector | None
+    ) -> list[Candidate]:
+        """Order-value flags carry the order's behaviour features (when the learned score
+        computed them), so a verdict on one is a training label for the learned score."""
+        if order is None:
+            return list(candidates)
+        features = feature_details(order.behaviour)
+        ov = "order_value_outlier"
+        return [
+            replace(c, details={**c.details, **features}) if c.kind == ov else c for c in candidates
+        ]
 
     def review_sentiment(
         self, state: MemberState, event: ReviewEvent, t: float, scores: Sequence[Scored] | None
@@ -81,13 +118,11 @@ class AnomalyStep:
         conf = self.settings.rating_text_mismatch
         if self.detectors is None or not conf.enabled:
             return []
-        if normalize_language(event.language, event.text) not in conf.languages:
+        language = normalize_language(event.language, event.text)
+        if language not in conf.languages:
             return []
-        if event.rating >= conf.high_rating and negative >= conf.min_probability:
-            p, against = negative, "negative"
-        elif event.rating <= conf.low_rating and positive >= conf.min_probability:
-            p, against = positive, "positive"
-        else:
+        mismatch = rating_mismatch(event.rating, sentiment, language, conf)
+        if mismatch is None:
             return []
         return [
             Candidate(
@@ -96,17 +131,25 @@ class AnomalyStep:
                 subject_id=state.member_id,
                 window_start=t,
                 window_end=t,
-                score=round(p, 6),
-                threshold=conf.min_probability,
+                score=round(mismatch.probability, 6),
+                threshold=mismatch.min_probability,
                 evidence=(event.event_id,),
-                details={"rating": event.rating, "text": against, "product_id": event.product_id},
+                details={
+                    "rating": event.rating,
+                    "product_id": event.product_id,
+                    "language": language,
+                    **mismatch.details(),
+                },
             )
         ]
 
     def apply_feedback(self, state: MemberState, feedback: Feedback) -> None:
         """An analyst's verdict on one of this member's flags (interest labels are for the
-        learning loop only)."""
+        learning loop only). A false_positive verdict on an order-value or click-burst flag
+        also gives the member an allowance (:mod:`memberstream.domain.anomaly.adaptive`)."""
         state.flags.apply_feedback(feedback.subject, feedback.verdict, feedback.ref_id)
+        if feedback.subject == "anomaly_flag" and feedback.verdict == "false_positive":
+            state.anomaly.adaptive.reject(feedback.ref_id, self.settings)
 
     def order_vector(
         self,
@@ -132,9 +175,15 @@ class AnomalyStep:
         return OrderVector(features, mean)
 
     def learned_flag(
-        self, state: MemberState, event: PurchaseEvent, score: LearnedScore
+        self,
+        state: MemberState,
+        event: PurchaseEvent,
+        score: LearnedScore,
+        vector: OrderVector | None = None,
     ) -> Emit | None:
-        """The flag for an order the learned scorer put at or above the threshold."""
+        """The flag for an order the learned scorer put at or above the threshold; with
+        the order's ``vector``, its details carry the behaviour features (``x:<name>``)
+        that an analyst's verdict turns into a training label."""
         conf = self.settings.learned
         if score.probability < conf.threshold or self.learned_version is None:
             return None
@@ -143,6 +192,8 @@ class AnomalyStep:
         details: dict[str, float | int | str] = {"total": event.total}
         for name, push in top[: conf.top_features]:
             details[f"push:{name}"] = round(push, 4)
+        if vector is not None:
+            details |= feature_details(vector.behaviour)
         candidate = Candidate(
             kind="learned_score",
             subject="member",

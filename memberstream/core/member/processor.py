@@ -156,6 +156,7 @@ class MemberProcessor:
                 emits.append(self.membership_step.tier_emit(state, decision, event.event_id))
             candidates = anomalies.on_purchase(state, event)
             order = anomalies.order_vector(state, event, t, scores)
+            candidates = anomalies.with_features(candidates, order)
             if event.status == "paid":
                 state.note_bought(item.product_id for item in event.items)
         elif isinstance(event, ClickEvent):
@@ -177,10 +178,20 @@ class MemberProcessor:
     # -- outputs --
 
     def learned_flag(
-        self, state: MemberState, event: PurchaseEvent, score: LearnedScore
+        self,
+        state: MemberState,
+        event: PurchaseEvent,
+        score: LearnedScore,
+        vector: OrderVector | None = None,
     ) -> Emit | None:
-        """The flag for an order the learned scorer put at or above the threshold."""
-        return self.anomaly_step.learned_flag(state, event, score)
+        """The flag for an order the learned scorer put at or above the threshold (its
+        details carry the order's features when ``vector`` is given)."""
+        return self.anomaly_step.learned_flag(state, event, score, vector)
+
+    def set_learned_version(self, learned_version: str | None) -> None:
+        """The learned anomaly scorer changed (a hot swap, between two batches)."""
+        self.anomaly_step.set_learned_version(learned_version)
+        self.learned_version = self.anomaly_step.learned_version
 
     def profile(self, state: MemberState) -> Emit:
         """The member's current profile (see :func:`~.profile.profile_emit`)."""

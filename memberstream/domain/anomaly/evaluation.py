@@ -44,6 +44,12 @@ candidate below the cutoff, outliers kept out of a member's order history, a
 baseline that does not learn from flagged clicks all differ between the lowered run
 and a run at the cutoff's thresholds. Compare the point at the default cutoff with
 the default run's own figures to see by how much.
+
+Variants. Labels may name a ``variant`` (``understated/zh/top`` for a mismatched
+review): :func:`by_variant` gives recall per variant (flagged share for a hard
+negative's), or rolled up on one ``/``-separated part; :func:`precision_by_detail`
+splits a kind's precision by a value its flags carry (rating_text_mismatch's
+``language``), since a false positive belongs to no variant.
 """
 
 from __future__ import annotations
@@ -232,6 +238,8 @@ class Evaluation:
     benign_events: int = 0
     """Events in no incident: background plus hard-negative events."""
     false_positives_by_source: dict[str, int] = field(default_factory=dict)
+    other_incident_by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Kind -> scenario -> its flags that fell on incidents of other kinds."""
     scenarios: dict[str, ScenarioRecall] = field(default_factory=dict)
     hard_negatives: dict[str, HardNegativeScore] = field(default_factory=dict)
 
@@ -277,6 +285,7 @@ class Evaluation:
             "false_positives": self.false_positives,
             "false_alerts": self.false_alerts,
             "false_positives_by_source": self.false_positives_by_source,
+            "other_incident_by_kind": self.other_incident_by_kind,
             "false_alerts_per_10k": self.false_alerts_per_10k,
             "false_alerts_per_10k_by_kind": by_kind,
             "scenarios": [s.as_dict() for s in self.scenarios.values()],
@@ -344,6 +353,7 @@ def evaluate(
     on_normal = 0
     normal_by_kind: dict[str, int] = defaultdict(int)
     sources = dict.fromkeys(FALSE_POSITIVE_SOURCES, 0)
+    other: dict[str, dict[str, int]] = {}
     for flag in flags:
         kind = flag["kind"]
         score = scores.setdefault(kind, KindScore(kind))
@@ -365,6 +375,10 @@ def evaluate(
             sources[source] += 1
             if source != "other_incident":
                 score.false_alerts += 1
+            else:
+                by = other.setdefault(kind, {})
+                for scenario in sorted({lab.scenario for lab in matched.values() if lab.kinds}):
+                    by[scenario] = by.get(scenario, 0) + 1
     for kind, ids in found.items():
         scores[kind].found = len(ids)
     flagged_any: set[str] = set().union(*hn_flagged.values()) if hn_flagged else set()
@@ -392,6 +406,7 @@ def evaluate(
         dict(normal_by_kind),
         benign_events=truth.benign_events,
         false_positives_by_source=sources,
+        other_incident_by_kind=other,
         scenarios=scenarios,
         hard_negatives=hard,
     )
@@ -524,3 +539,106 @@ def pr_curve(
             )
         )
     return points
+
+
+# -- breakdown by variant ----------------------------------------------------------------
+
+
+@dataclass
+class VariantScore:
+    """The cases of one variant of a scenario (labels carry ``variant``, e.g.
+    ``understated/zh/top``): for an incident scenario, how many a flag of one of its
+    kinds found; for a hard negative, how many any flag matched."""
+
+    scenario: str
+    variant: str
+    hard_negative: bool
+    cases: int = 0
+    hits: int = 0
+
+    @property
+    def share(self) -> float | None:
+        """Recall of an incident variant; flagged share of a hard-negative one."""
+        return None if self.cases == 0 else self.hits / self.cases
+
+    @property
+    def share_ci(self) -> tuple[float, float] | None:
+        return wilson_interval(self.hits, self.cases)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "variant": self.variant,
+            "hard_negative": self.hard_negative,
+            "cases": self.cases,
+            "hits": self.hits,
+            "share": self.share,
+            "share_ci": _ci(self.share_ci),
+        }
+
+
+def by_variant(
+    flags: Iterable[Mapping[str, Any]], labels: Sequence[Label], part: int | None = None
+) -> list[VariantScore]:
+    """Recall (incidents) or flagged share (hard negatives) per scenario and variant, for
+    the labels that have a ``variant``; matching as in :func:`evaluate`. With ``part``,
+    variants are rolled up on that ``/``-separated part (``understated/zh/top``: 0 the
+    tone, 1 the language). Sorted by scenario and variant."""
+    truth = _Truth(labels, 0)
+    hit: set[str] = set()
+    for flag in flags:
+        for lab in truth.match(flag).values():
+            if not lab.kinds or flag["kind"] in lab.kinds:
+                hit.add(lab.incident_id)
+    scores: dict[tuple[str, str], VariantScore] = {}
+    for label in labels:
+        variant = getattr(label, "variant", "")
+        if not variant:
+            continue
+        if part is not None:
+            pieces = variant.split("/")
+            variant = pieces[part] if part < len(pieces) else variant
+        key = (label.scenario, variant)
+        score = scores.setdefault(key, VariantScore(label.scenario, variant, not label.kinds))
+        score.cases += 1
+        score.hits += label.incident_id in hit
+    return [scores[k] for k in sorted(scores)]
+
+
+@dataclass
+class GroupPrecision:
+    """Flags of one kind whose ``details`` hold one value (e.g. ``language`` "zh")."""
+
+    value: str
+    flags: int = 0
+    true_positives: int = 0
+
+    @property
+    def precision(self) -> float | None:
+        return None if self.flags == 0 else self.true_positives / self.flags
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "flags": self.flags,
+            "true_positives": self.true_positives,
+            "precision": self.precision,
+            "precision_ci": _ci(wilson_interval(self.true_positives, self.flags)),
+        }
+
+
+def precision_by_detail(
+    flags: Iterable[Mapping[str, Any]], labels: Sequence[Label], kind: str, detail: str
+) -> list[GroupPrecision]:
+    """Precision of ``kind`` split by the value of ``details[detail]`` of its flags (a
+    flag without it counts under "-"); true positives as in :func:`evaluate`."""
+    truth = _Truth(labels, 0)
+    groups: dict[str, GroupPrecision] = {}
+    for flag in flags:
+        if flag["kind"] != kind:
+            continue
+        value = str(flag.get("details", {}).get(detail, "-"))
+        group = groups.setdefault(value, GroupPrecision(value))
+        group.flags += 1
+        group.true_positives += any(kind in lab.kinds for lab in truth.match(flag).values())
+    return [groups[v] for v in sorted(groups)]

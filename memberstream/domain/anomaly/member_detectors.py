@@ -44,15 +44,34 @@ order_value_outlier
     ``population_cap``. An
     order that meets the outlier condition is not added to the history, whether
     or not a cooldown kept it from flagging, so a stolen account's spree does
-    not shift the member's baseline.
+    not shift the member's baseline (nor are its references learned).
+    New instruments (when the platform sends references,
+    :mod:`memberstream.domain.anomaly.instruments`): an order on a ``payment_ref``
+    the member has never used that also ships to a new ``shipping_ref`` or comes from
+    a new ``device_ref``, by a member with ``new_instrument_min_orders`` orders that
+    carried a payment reference, is held to ``new_instrument_min_total`` instead of
+    ``min_total``; the robust z still has to reach ``z_threshold``. The flag's
+    ``new_refs`` detail names the new kinds (``payment+shipping``...; ``none``), given
+    whenever the order carries references and the member has some. A new card alone,
+    or a member whose orders never carried references, meets ``min_total`` as before.
+    An order on a card new to a member with cards does not count toward
+    ``new_instrument_min_orders`` (a card counts from its second order): card tests on
+    an account, a new card each, leave its owner's next order judged as before.
 order_velocity
-    Tiny paid orders (total at most ``tiny_total``) plus refunds in ``(now - window_s,
-    now]`` reach ``max_orders``: card testers try stolen cards on cheap goods and
-    refund them; a household placing several ordinary orders at a sale does not
-    count.
+    Tiny paid orders (total at most ``tiny_total``) plus refunds plus orders on a
+    ``payment_ref`` the member had never used (each distinct new reference once,
+    whatever the total; ``new_payment_refs``) in ``(now - window_s, now]`` reach
+    ``max_orders``: card testers try stolen cards on cheap goods and refund them, or
+    several cards in a row; a household placing several ordinary orders at a sale does
+    not count, and neither does a member adding one new card.
 
 After a flag of a kind at ``now``, that kind is not raised again for the member
 before ``now + cooldown_s``.
+
+Allowances: a click window or a paid order whose measure is at or below the member's
+allowance for click_burst or order_value_outlier is not flagged, and feeds neither the
+click baseline nor the order history. Only an analyst's false_positive verdict makes an
+allowance, bounded and expiring (:mod:`memberstream.domain.anomaly.adaptive`).
 
 Late events: ``now`` is the latest event time seen for the member (clicks and
 purchases alike); windows are pruned relative to it, and a late event counts only
@@ -88,7 +107,9 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from memberstream.domain.anomaly.adaptive import AdaptiveBaseline
 from memberstream.domain.anomaly.flags import Candidate
+from memberstream.domain.anomaly.instruments import MAX_REFS, RefHistory, carried
 from memberstream.domain.anomaly.settings import AnomalySettings
 from memberstream.schemas.events import ClickEvent, PurchaseEvent
 
@@ -156,8 +177,14 @@ def _history_deque() -> deque[float]:
     return deque(maxlen=MAX_HISTORY)
 
 
-def _orders_deque() -> deque[tuple[float, str]]:
+def _orders_deque() -> deque[tuple[float, str, str]]:
     return deque(maxlen=MAX_WINDOW_ORDERS)
+
+
+def _order_entry(raw: Any) -> tuple[float, str, str]:
+    """A stored velocity entry; states written before references read as none."""
+    t, eid, *ref = raw
+    return (float(t), str(eid), str(ref[0]) if ref else "")
 
 
 @dataclass(eq=False)
@@ -179,10 +206,17 @@ class MemberAnomalyState:
     """EWMA of the click-burst window count."""
     totals: deque[float] = field(default_factory=_history_deque)
     """Paid order totals that were not outliers, oldest first."""
-    orders: deque[tuple[float, str]] = field(default_factory=_orders_deque)
-    """(t, event id) of paid orders and refunds in the velocity window, sorted by t."""
+    orders: deque[tuple[float, str, str]] = field(default_factory=_orders_deque)
+    """(t, event id, new payment reference or "") of the orders and refunds counted in the
+    velocity window, sorted by t."""
     last_flag: dict[str, float] = field(default_factory=dict)
     """Kind -> event time of its last flag, while its cooldown may still apply."""
+    adaptive: AdaptiveBaseline = field(default_factory=AdaptiveBaseline)
+    """Allowances from analysts' false_positive verdicts
+    (:mod:`memberstream.domain.anomaly.adaptive`)."""
+    refs: RefHistory = field(default_factory=RefHistory)
+    """The member's last payment, shipping and device references
+    (:mod:`memberstream.domain.anomaly.instruments`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Short keys, lists and floats; empty parts are left out (a fresh state is tiny)."""
@@ -200,9 +234,13 @@ class MemberAnomalyState:
         if self.totals:
             d["o"] = list(self.totals)
         if self.orders:
-            d["q"] = [list(o) for o in self.orders]
+            d["q"] = [[t, eid, ref] if ref else [t, eid] for t, eid, ref in self.orders]
         if self.last_flag:
             d["f"] = {_CODES[k]: self.last_flag[k] for k in _CODES if k in self.last_flag}
+        if self.adaptive:
+            d["ad"] = self.adaptive.to_dict()
+        if self.refs:
+            d["rf"] = self.refs.to_dict()
         return d
 
     @classmethod
@@ -220,8 +258,10 @@ class MemberAnomalyState:
             state.run.extend((float(t), str(e)) for t, e in data.get("r", ()))
             state.baseline = float(data.get("b", 1.0))
             state.totals.extend(float(x) for x in data.get("o", ()))
-            state.orders.extend((float(t), str(e)) for t, e in data.get("q", ()))
+            state.orders.extend(_order_entry(o) for o in data.get("q", ()))
             state.last_flag = {_KINDS[c]: float(t) for c, t in data.get("f", {}).items()}
+            state.adaptive = AdaptiveBaseline.from_dict(data.get("ad", {}))
+            state.refs = RefHistory.from_dict(data.get("rf", {}))
         except (TypeError, KeyError, ValueError) as exc:
             raise ValueError(f"malformed member anomaly state: {exc}") from None
         return state
@@ -274,6 +314,7 @@ class MemberDetectors:
             ("bot_pattern.min_intervals + 1", bp.min_intervals + 1, MAX_RUN),
             ("order_value.history", ov.history, MAX_HISTORY),
             ("order_velocity.max_orders", vel.max_orders, MAX_WINDOW_ORDERS),
+            ("refs_kept", s.refs_kept, MAX_REFS),
         ):
             if needed > cap:
                 raise ValueError(f"{name} = {needed} exceeds the state bound {cap}")
@@ -287,6 +328,7 @@ class MemberDetectors:
             * (1.0 + 1e-9),
         )
         self.regular_threshold = 1.0 - bp.max_cv
+        self.refs_kept = s.refs_kept
 
     # -- shared --
 
@@ -400,6 +442,9 @@ class MemberDetectors:
                 count - baseline
             )
             return None
+        allowance = state.adaptive.limit("click_burst", now)
+        if allowance is not None and count <= allowance:
+            return None  # an analyst let this rate pass; it does not teach the baseline
         state.last_flag["click_burst"] = now
         return Candidate(
             kind="click_burst",
@@ -505,20 +550,36 @@ class MemberDetectors:
             if o[1] == eid:
                 return []
         now = self._advance_orders(state, t)
+        new = state.refs.new(event)
         out: list[Candidate] = []
-        if event.status == "paid" and self.ov.enabled:
-            flag = self._order_value(state, event, now)
+        learn = event.status == "paid"
+        if learn and self.ov.enabled:
+            flag, outlier = self._order_value(state, event, now, new)
+            learn = not outlier  # a takeover's card does not become the member's own
             if flag is not None:
                 out.append(flag)
         if self.vel.enabled:
-            flag = self._order_velocity(state, event, t, now)
+            flag = self._order_velocity(state, event, t, now, new)
             if flag is not None:
                 out.append(flag)
+        if learn:
+            counts = self._builds_ref_history(state, event, new)
+            state.refs.learn(event, self.refs_kept, counts=counts)
         return out
 
+    def _builds_ref_history(
+        self, state: MemberAnomalyState, event: PurchaseEvent, new: tuple[str, ...]
+    ) -> bool:
+        """Whether a paid order counts toward ``new_instrument_min_orders``: not when it
+        came on a card new to a member that has cards (a card counts from its second
+        order), so a burst of card tests on an account, a new card each, is no history of
+        the member (its references are remembered all the same)."""
+        return not ("payment" in new and state.refs.payment)
+
     def _order_value(
-        self, state: MemberAnomalyState, event: PurchaseEvent, now: float
-    ) -> Candidate | None:
+        self, state: MemberAnomalyState, event: PurchaseEvent, now: float, new: tuple[str, ...]
+    ) -> tuple[Candidate | None, bool]:
+        """The flag (None: none) and whether the order met the outlier condition."""
         ov = self.ov
         total = float(event.total)
         history = state.totals
@@ -533,28 +594,39 @@ class MemberDetectors:
             scale = max(MAD_TO_SIGMA * mad, ov.min_scale)
             score = (math.log(max(total, MIN_LOG_TOTAL)) - m) / scale
             threshold = ov.z_threshold
-            outlier = score >= threshold and total >= ov.min_total
+            # a new card to a new address (or from a new device) lowers the floor
+            lowered = state.refs.takeover_refs(new, ov.new_instrument_min_orders)
+            floor = min(ov.min_total, ov.new_instrument_min_total) if lowered else ov.min_total
+            outlier = score >= threshold and total >= floor
             details |= {
                 "reason": "member_baseline",
                 "median_total": math.exp(m),
                 "z": score,
                 "scale": scale,
-                "min_total": ov.min_total,
+                "min_total": floor,
+                "limit_total": max(floor, math.exp(m + threshold * scale)),
             }
+            if state.refs and carried(event):
+                details["new_refs"] = "+".join(new) or "none"
+            if lowered:
+                details["floor"] = "new_instrument"
         else:
             score, threshold = total, ov.population_cap
             outlier = score >= threshold
-            details["reason"] = "population_cap"
+            details |= {"reason": "population_cap", "limit_total": ov.population_cap}
         if not outlier:
             history.append(total)
             if len(history) > ov.history:
                 history.popleft()
-            return None
+            return None, False
+        allowance = state.adaptive.limit("order_value_outlier", now)
+        if allowance is not None and total <= allowance:
+            return None, True  # an analyst let this size pass; kept out of the history as well
         if self._cooling(state, "order_value_outlier", now, ov.cooldown_s):
-            return None
+            return None, True
         state.last_flag["order_value_outlier"] = now
         t = event.occurred_at.timestamp()
-        return Candidate(
+        flag = Candidate(
             kind="order_value_outlier",
             subject="member",
             subject_id=event.member_id,
@@ -565,17 +637,32 @@ class MemberDetectors:
             evidence=(event.event_id,),
             details=details,
         )
+        return flag, True
 
     def _order_velocity(
-        self, state: MemberAnomalyState, event: PurchaseEvent, t: float, now: float
+        self,
+        state: MemberAnomalyState,
+        event: PurchaseEvent,
+        t: float,
+        now: float,
+        new: tuple[str, ...],
     ) -> Candidate | None:
         vel = self.vel
         orders = state.orders  # pruned by _advance
         lo = now - vel.window_s
-        counted = event.status == "refunded" or vel.tiny_total <= 0 or event.total <= vel.tiny_total
-        if not counted or t <= lo or not _insert_sorted(orders, (t, event.event_id)):
+        card = event.payment_ref if vel.new_payment_refs and "payment" in new else None
+        counted = (
+            event.status == "refunded"
+            or vel.tiny_total <= 0
+            or event.total <= vel.tiny_total
+            or card is not None
+        )
+        entry = (t, event.event_id, card or "")
+        if not counted or t <= lo or not _insert_sorted(orders, entry):
             return None
-        count = len(orders)
+        # each distinct new card once: the same one twice is one card, however often tried
+        cards = {o[2] for o in orders if o[2]}
+        count = sum(1 for o in orders if not o[2]) + len(cards)
         if count < vel.max_orders or self._cooling(state, "order_velocity", now, vel.cooldown_s):
             return None
         state.last_flag["order_velocity"] = now
@@ -588,5 +675,10 @@ class MemberDetectors:
             score=float(count),
             threshold=float(vel.max_orders),
             evidence=self._evidence([o[1] for o in orders]),
-            details={"orders": count, "window_s": vel.window_s, "tiny_total": vel.tiny_total},
+            details={
+                "orders": count,
+                "window_s": vel.window_s,
+                "tiny_total": vel.tiny_total,
+                **({"new_payment_refs": len(cards)} if cards else {}),
+            },
         )

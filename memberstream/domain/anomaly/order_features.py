@@ -201,3 +201,30 @@ def feature_matrix(vectors: Sequence[OrderVector], embedding_dim: int) -> np.nda
     if not rows:
         return np.zeros((0, len(BEHAVIOUR_FEATURES) + embedding_dim))
     return np.stack(rows).astype(np.float64)
+
+
+FEATURE_PREFIX = "x:"
+"""A flag's details carry the order's behaviour features under ``x:<name>``."""
+FEATURE_DIGITS = 4
+
+
+def feature_details(behaviour: np.ndarray) -> dict[str, float]:
+    """An order's behaviour features for a flag's details (rounded; numbers about the
+    member's own orders, no personal data), so an analyst's verdict on the flag can
+    become a training label for the learned score."""
+    return {
+        f"{FEATURE_PREFIX}{name}": round(float(value), FEATURE_DIGITS)
+        for name, value in zip(BEHAVIOUR_FEATURES, behaviour.tolist(), strict=True)
+    }
+
+
+def features_from_details(details: Mapping[str, Any]) -> list[float] | None:
+    """The behaviour features a flag's details carry, in :data:`BEHAVIOUR_FEATURES`
+    order (None unless every one is there: a flag of a version with other features)."""
+    out = []
+    for name in BEHAVIOUR_FEATURES:
+        value = details.get(f"{FEATURE_PREFIX}{name}")
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        out.append(float(value))
+    return out

@@ -18,7 +18,11 @@ review_bombing
     Second signal (spread bombing): low ratings from reviewers who never bought the
     product (``verified`` false on the forwarded review: the member's state holds no
     paid order of it), at least ``min_unverified_low`` within a sliding ``spread_s``
-    that does not reset at midnight. Buyers of a defective product do not count. The
+    that does not reset at midnight, and improbable (binomial tail below
+    ``unverified_alpha``) given the product's own share of low ratings among non-buyers'
+    earlier reviews (decayed; a prior for a product without them): a product whose
+    unverified reviews are simply mixed is not bombed. Buyers of a defective product do
+    not count, and an episode's reviews never join that share. The
     flag's window starts at the bucket of the episode's first such review, and a flag
     of either signal quiets the spread signal for ``spread_s``: one episode, one flag.
 review_duplicate
@@ -85,7 +89,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from memberstream.domain.anomaly.flags import Candidate
-from memberstream.domain.anomaly.settings import AnomalySettings
+from memberstream.domain.anomaly.settings import DAY_S, AnomalySettings
 from memberstream.schemas.events import ReviewEvent
 
 __all__ = [
@@ -100,6 +104,8 @@ __all__ = [
 STATE_VERSION = 1
 SEEN_KEPT = 512
 """Event ids remembered per product for deduplication."""
+OTHER_KEPT = 256
+"""review_bombing (spread): non-buyers' higher ratings remembered per product."""
 BASELINE_FLOOR = 0.5
 """review_bombing: the baseline (low reviews per bucket) is at least this."""
 
@@ -188,6 +194,12 @@ class ProductAnomalyState:
     unverified_low: list[tuple[float, str]] = field(default_factory=list)
     """review_bombing (spread): sorted (t, event id) of recent low ratings from reviewers
     who never bought the product, since the last flag."""
+    unverified_other: list[float] = field(default_factory=list)
+    """review_bombing (spread): sorted times of recent higher ratings from such reviewers
+    (within ``spread_s``, at most :data:`OTHER_KEPT`)."""
+    unverified_past: list[float] = field(default_factory=list)
+    """review_bombing (spread): [reviews, low ones, as of t] of non-buyers' reviews that
+    left the window without being flagged, decayed by ``unverified_half_life_days``."""
     quiet_until: float | None = None
     """review_bombing (spread): no spread flag before this event time (one per episode)."""
     recent: list[KeptReview] = field(default_factory=list)
@@ -210,6 +222,10 @@ class ProductAnomalyState:
             d["bf"] = sorted(self.bombed)
         if self.unverified_low:
             d["u"] = [list(x) for x in self.unverified_low]
+        if self.unverified_other:
+            d["uo"] = list(self.unverified_other)
+        if self.unverified_past:
+            d["up"] = list(self.unverified_past)
         if self.quiet_until is not None:
             d["q"] = self.quiet_until
         if self.recent:
@@ -236,6 +252,8 @@ class ProductAnomalyState:
             }
             state.bombed = {int(b) for b in data.get("bf", ())}
             state.unverified_low = [(float(t), str(e)) for t, e in data.get("u", ())]
+            state.unverified_other = [float(t) for t in data.get("uo", ())]
+            state.unverified_past = [float(x) for x in data.get("up", ())]
             quiet = data.get("q")
             state.quiet_until = None if quiet is None else float(quiet)
             state.recent = [
@@ -252,6 +270,24 @@ class ProductAnomalyState:
         except (TypeError, KeyError, ValueError, binascii.Error) as exc:
             raise ValueError(f"malformed product anomaly state: {exc}") from None
         return state
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), summed exactly (``math.fsum``)."""
+    if k <= 0:
+        return 1.0
+    return min(1.0, math.fsum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+
+
+def _remember(past: list[float], t: float, low: bool, half_life_s: float) -> list[float]:
+    """``past`` ([reviews, low ones, as of]) with one more review at ``t``, decayed."""
+    n, k, t0 = past if past else (0.0, 0.0, t)
+    if t >= t0:
+        f = 0.5 ** ((t - t0) / half_life_s)
+        n, k, t0, w = n * f, k * f, t, 1.0
+    else:
+        w = 0.5 ** ((t0 - t) / half_life_s)
+    return [n + w, k + (w if low else 0.0), t0]
 
 
 class ProductDetectors:
@@ -321,6 +357,7 @@ class ProductDetectors:
         state.bombed.add(b)
         state.quiet_until = now + rb.spread_s  # the same episode, seen whole
         state.unverified_low.clear()
+        state.unverified_other.clear()
         ids = state.low_ids.pop(b, [])
         evidence = tuple(e for _, e in ids) or (review.event_id,)
         return Candidate(
@@ -351,13 +388,20 @@ class ProductDetectors:
         flag (of either path) the product is quiet for ``spread_s``, so one episode is one
         flag. Decided on the reviews seen so far, like the bucket path."""
         rb = self.rb
-        if review.rating > rb.low_rating:
-            return None
-        kept = state.unverified_low
+        kept, other = state.unverified_low, state.unverified_other
         lo = now - rb.spread_s
+        half_life = rb.unverified_half_life_days * DAY_S
         while kept and kept[0][0] <= lo:
-            kept.pop(0)
+            state.unverified_past = _remember(
+                state.unverified_past, kept.pop(0)[0], True, half_life
+            )
+        while other and other[0] <= lo:
+            state.unverified_past = _remember(state.unverified_past, other.pop(0), False, half_life)
         if review.t <= lo:
+            return None
+        if review.rating > rb.low_rating:
+            insort(other, review.t)
+            del other[: max(0, len(other) - OTHER_KEPT)]
             return None
         insort(kept, (review.t, review.event_id))
         del kept[: max(0, len(kept) - self.max_evidence)]
@@ -365,11 +409,19 @@ class ProductDetectors:
             return None
         if len(kept) < rb.min_unverified_low:
             return None
+        past_n, past_low = state.unverified_past[:2] if state.unverified_past else (0.0, 0.0)
+        prior = rb.unverified_prior_reviews
+        base = (rb.unverified_prior_share * prior + past_low) / (prior + past_n)
+        p_value = binomial_tail(len(kept), len(kept) + len(other), base)
+        if p_value >= rb.unverified_alpha:
+            return None
         start = math.floor(kept[0][0] / rb.bucket_s)
         state.quiet_until = now + rb.spread_s
         state.bombed.add(start)
         evidence = tuple(e for _, e in kept)
-        kept.clear()
+        reviews_above = len(other)
+        kept.clear()  # an episode's reviews never join the baseline: it cannot mask the next
+        other.clear()
         return Candidate(
             kind="review_bombing",
             subject="product",
@@ -382,6 +434,9 @@ class ProductDetectors:
             details={
                 "signal": "unverified_low_spread",
                 "unverified_low": len(evidence),
+                "unverified_reviews": len(evidence) + reviews_above,
+                "baseline_low_share": round(base, 4),
+                "p_value": float(f"{p_value:.4g}"),
                 "spread_s": rb.spread_s,
             },
         )

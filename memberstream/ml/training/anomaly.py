@@ -14,8 +14,8 @@ stream alone, with item embeddings from the same encoder. The split is by
 time: the scorer is fitted on the first ``train_share`` of the period and
 measured on the rest, and the file records those figures.
 
-The periodic trainer of the learning loop will fit the same model on labeled
-samples (analyst feedback) instead of synthetic labels.
+The periodic trainer of the learning loop fits the same model on this synthetic set
+plus the analysts' verdicts on flags (:mod:`memberstream.ml.training.anomaly_feedback`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,13 @@ from memberstream.domain.anomaly.order_features import (
     order_embedding,
 )
 from memberstream.domain.vectors import Encoder
-from memberstream.ml.learned_scorer import SCORER_FILE, LearnedScorer, fit_logistic
+from memberstream.ml.learned_scorer import (
+    SCORER_FILE,
+    LearnedScorer,
+    calibration_error,
+    fit_logistic,
+    fit_platt,
+)
 from memberstream.schemas.events import PurchaseEvent
 
 TAKEOVER = "account_takeover"
@@ -84,6 +90,11 @@ class TrainingReport:
     threshold: float
     path: Path | None = None
     top_weights: list[tuple[str, float]] = field(default_factory=list)
+    calibration_orders: int = 0
+    calibration_error_before: float = math.nan
+    """Expected calibration error on the measured orders, before Platt scaling."""
+    calibration_error: float = math.nan
+    platt: tuple[float, float] = (1.0, 0.0)
 
 
 def order_vectors(
@@ -123,13 +134,28 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def train(
+@dataclass
+class BootstrapSet:
+    """The synthetic stream's paid orders: vectors, labels (1: takeover) and the time split."""
+
+    vectors: list[OrderVector]
+    y: np.ndarray
+    train_rows: np.ndarray
+    """True for the orders before the split time (fitted on); the rest is held out."""
+    calibration_rows: np.ndarray
+    """True for the first half of the held-out orders (by time): Platt scaling is fitted
+    on them; the second half measures."""
+
+    def matrix(self, embedding_dim: int = 0) -> np.ndarray:
+        return feature_matrix(self.vectors, embedding_dim)
+
+
+def bootstrap_set(
     encoder: Encoder,
-    model_dir: Path | None,
     config: TrainingConfig = TrainingConfig(),
     progress: Callable[[str], None] = print,
-) -> TrainingReport:
-    """Fit the scorer and (with ``model_dir``) write it there as ``anomaly_scorer.npz``."""
+) -> BootstrapSet:
+    """The seeded synthetic stream with injected incidents, as labeled order vectors."""
     workload_config = WorkloadConfig(seed=config.seed, members=config.members, days=config.days)
     injector = AnomalyInjector(
         InjectionConfig(
@@ -149,8 +175,38 @@ def train(
         for e in label.event_ids
     }
     y = np.array([1.0 if i in positive_ids else 0.0 for i in ids])
-    split = workload_config.start.timestamp() + config.train_share * config.days * 86_400
-    train_rows = np.array([t < split for t in times])
+    start = workload_config.start.timestamp()
+    split = start + config.train_share * config.days * 86_400
+    calibration_end = split + (1 - config.train_share) / 2 * config.days * 86_400
+    t = np.array(times)
+    return BootstrapSet(vectors, y, t < split, (t >= split) & (t < calibration_end))
+
+
+def calibrate_scorer(
+    scorer: LearnedScorer, data: BootstrapSet, progress: Callable[[str], None] = print
+) -> tuple[LearnedScorer, float]:
+    """``scorer`` with Platt scaling fitted on the bootstrap's calibration orders, and the
+    expected calibration error it had on the measured orders before."""
+    cal = [v for v, keep in zip(data.vectors, data.calibration_rows, strict=True) if keep]
+    a, b = fit_platt(scorer.logits(cal), data.y[data.calibration_rows])
+    test_rows = ~data.train_rows & ~data.calibration_rows
+    held = [v for v, keep in zip(data.vectors, test_rows, strict=True) if keep]
+    before = calibration_error(
+        np.array([s.probability for s in scorer.score(held)]), data.y[test_rows]
+    )
+    progress(f"Platt scaling on {len(cal)} held-out orders: a={a:.3f}, b={b:.3f}")
+    return scorer.calibrated(a, b), before
+
+
+def train(
+    encoder: Encoder,
+    model_dir: Path | None,
+    config: TrainingConfig = TrainingConfig(),
+    progress: Callable[[str], None] = print,
+) -> TrainingReport:
+    """Fit the scorer and (with ``model_dir``) write it there as ``anomaly_scorer.npz``."""
+    data = bootstrap_set(encoder, config, progress)
+    vectors, y, train_rows = data.vectors, data.y, data.train_rows
     embedding_dim = 0
     if config.item_embedding:
         embedding_dim = next(len(v.embedding) for v in vectors if v.embedding is not None)
@@ -165,9 +221,11 @@ def train(
         embedding_dim,
         metadata={"seed": config.seed, "encoder": getattr(encoder, "version", "?")},
     )
-    held = [v for v, keep in zip(vectors, train_rows, strict=True) if not keep]
+    scorer, ece_before = calibrate_scorer(scorer, data, progress)
+    test_rows = ~train_rows & ~data.calibration_rows
+    held = [v for v, keep in zip(vectors, test_rows, strict=True) if keep]
     probs = np.array([s.probability for s in scorer.score(held)])
-    y_val = y[~train_rows]
+    y_val = y[test_rows]
     flagged = probs >= config.threshold
     tp = int((flagged & (y_val > 0)).sum())
     names = [*BEHAVIOUR_FEATURES, *(f"emb_{i}" for i in range(embedding_dim))]
@@ -183,6 +241,10 @@ def train(
         recall=tp / max(int(y_val.sum()), 1),
         threshold=config.threshold,
         top_weights=[(n, round(w, 3)) for n, w in top],
+        calibration_orders=int(data.calibration_rows.sum()),
+        calibration_error_before=ece_before,
+        calibration_error=calibration_error(probs, y_val),
+        platt=tuple(scorer.metadata["platt"]),
     )
     if model_dir is not None:
         model_dir.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,8 @@ GPU, the model's seconds count as GPU-seconds at ``metrics.gpu_hour_price``.
 
 :class:`MetricsServer` serves ``/metrics``, ``/healthz`` (the event loop ran within
 ``metrics.stall_s``) and ``/readyz`` (partitions assigned, tables recovered, the
-announced models applied) from a thread, so a stuck event loop still answers, and
-answers "unhealthy".
+announced models applied, as evaluated on the event loop at its last tick) from a
+thread, so a stuck event loop still answers, and answers "unhealthy".
 """
 
 from __future__ import annotations
@@ -149,6 +149,7 @@ class WorkerMetrics:
         self.app: Any = None
         self.watchdog: Any = None
         self.ready_check: Callable[[], bool] = lambda: False
+        self.ready_now = False
         self.last_tick = time.monotonic()
         ProcessCollector(registry=r)
         r.register(_Scraped(self))
@@ -182,8 +183,15 @@ class WorkerMetrics:
         self.texts_encoded.labels(version).inc(texts)
 
     def tick(self) -> None:
-        """The event loop is running (called by a timer)."""
+        """The event loop is running (called by a timer on it): note the time, and evaluate
+        readiness here, on the loop. The endpoint's thread only reads the answer: the
+        check touches the app's objects (Faust creates some lazily), and touching them
+        from another thread while the worker starts could leave it never subscribing."""
         self.last_tick = time.monotonic()
+        try:
+            self.ready_now = bool(self.ready_check())
+        except Exception:
+            self.ready_now = False
 
     # -- health ----------------------------------------------------------------------------
 
@@ -191,10 +199,8 @@ class WorkerMetrics:
         return time.monotonic() - self.last_tick < self.settings.metrics.stall_s
 
     def ready(self) -> bool:
-        try:
-            return bool(self.ready_check())
-        except Exception:
-            return False
+        """As of the last tick (see :meth:`tick`)."""
+        return self.ready_now
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -66,6 +66,8 @@ def test_health_follows_the_event_loop_and_readiness_its_check() -> None:
         assert _get(base + "/healthz") == 200
         assert _get(base + "/readyz") == 503
         m.ready_check = lambda: True
+        assert _get(base + "/readyz") == 503  # evaluated on the event loop, at its tick
+        m.tick()
         assert _get(base + "/readyz") == 200
         m.last_tick -= 31.0  # the loop has not ticked for 31 s
         assert _get(base + "/healthz") == 503

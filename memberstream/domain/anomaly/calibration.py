@@ -38,7 +38,12 @@ from scipy.stats import chi2
 from memberstream.domain.anomaly.evaluation import PRPoint
 from memberstream.domain.anomaly.settings import AnomalySettings
 
-PROBABILITY_KINDS = frozenset({"learned_score", "rating_text_mismatch"})
+PROBABILITY_SETTINGS: Mapping[str, tuple[str, str]] = {
+    "learned_score": ("learned", "threshold"),
+    "rating_text_mismatch": ("rating_text_mismatch", "min_probability"),
+}
+"""Where each probability kind keeps its threshold: (section, field) of the settings."""
+PROBABILITY_KINDS = frozenset(PROBABILITY_SETTINGS)
 CONFIDENCE = 0.95
 
 
@@ -199,14 +204,18 @@ def scale_kind(d: dict[str, Any], kind: str, scale: float) -> None:
         raise ValueError(f"unknown kind {kind!r}")
 
 
+def probability_threshold(settings: AnomalySettings, kind: str) -> float:
+    """Probability ``kind``'s threshold in ``settings``."""
+    section, name = PROBABILITY_SETTINGS[kind]
+    return float(getattr(getattr(settings, section), name))
+
+
 def set_probability(d: dict[str, Any], kind: str, probability: float) -> None:
-    """Set probability ``kind``'s threshold in ``d``."""
-    if kind == "learned_score":
-        d["learned"]["threshold"] = probability
-    elif kind == "rating_text_mismatch":
-        d["rating_text_mismatch"]["min_probability"] = probability
-    else:
+    """Set probability ``kind``'s threshold in ``d`` (``AnomalySettings.model_dump()``)."""
+    if kind not in PROBABILITY_SETTINGS:
         raise ValueError(f"{kind!r} is not a probability kind")
+    section, name = PROBABILITY_SETTINGS[kind]
+    d[section][name] = probability
 
 
 def apply_cutoffs(settings: AnomalySettings, cutoffs: Mapping[str, float]) -> AnomalySettings:

@@ -146,6 +146,11 @@ class BootstrapSet:
     """True for the first half of the held-out orders (by time): Platt scaling is fitted
     on them; the second half measures."""
 
+    @property
+    def measured_rows(self) -> np.ndarray:
+        """The held-out orders after the calibration ones: what the figures come from."""
+        return ~self.train_rows & ~self.calibration_rows
+
     def matrix(self, embedding_dim: int = 0) -> np.ndarray:
         return feature_matrix(self.vectors, embedding_dim)
 
@@ -184,18 +189,12 @@ def bootstrap_set(
 
 def calibrate_scorer(
     scorer: LearnedScorer, data: BootstrapSet, progress: Callable[[str], None] = print
-) -> tuple[LearnedScorer, float]:
-    """``scorer`` with Platt scaling fitted on the bootstrap's calibration orders, and the
-    expected calibration error it had on the measured orders before."""
+) -> LearnedScorer:
+    """``scorer`` with Platt scaling fitted on the bootstrap's calibration orders."""
     cal = [v for v, keep in zip(data.vectors, data.calibration_rows, strict=True) if keep]
     a, b = fit_platt(scorer.logits(cal), data.y[data.calibration_rows])
-    test_rows = ~data.train_rows & ~data.calibration_rows
-    held = [v for v, keep in zip(data.vectors, test_rows, strict=True) if keep]
-    before = calibration_error(
-        np.array([s.probability for s in scorer.score(held)]), data.y[test_rows]
-    )
     progress(f"Platt scaling on {len(cal)} held-out orders: a={a:.3f}, b={b:.3f}")
-    return scorer.calibrated(a, b), before
+    return scorer.calibrated(a, b)
 
 
 def train(
@@ -221,11 +220,12 @@ def train(
         embedding_dim,
         metadata={"seed": config.seed, "encoder": getattr(encoder, "version", "?")},
     )
-    scorer, ece_before = calibrate_scorer(scorer, data, progress)
-    test_rows = ~train_rows & ~data.calibration_rows
+    raw, scorer = scorer, calibrate_scorer(scorer, data, progress)
+    test_rows = data.measured_rows
     held = [v for v, keep in zip(vectors, test_rows, strict=True) if keep]
     probs = np.array([s.probability for s in scorer.score(held)])
     y_val = y[test_rows]
+    ece_before = calibration_error(np.array([s.probability for s in raw.score(held)]), y_val)
     flagged = probs >= config.threshold
     tp = int((flagged & (y_val > 0)).sum())
     names = [*BEHAVIOUR_FEATURES, *(f"emb_{i}" for i in range(embedding_dim))]

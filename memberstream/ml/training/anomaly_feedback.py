@@ -198,10 +198,10 @@ def train_anomaly_candidate(
         "analyst_verdicts": len(train),
         "analyst_weight": config.analyst_weight,
     }
-    candidate, _ = calibrate_scorer(_fit(x, y, w, config.bootstrap.l2, meta), boot, progress)
+    candidate = calibrate_scorer(_fit(x, y, w, config.bootstrap.l2, meta), boot, progress)
     if production is None:
         progress("anomaly: no production scorer; comparing with the bootstrap recipe alone")
-        production, _ = calibrate_scorer(
+        production = calibrate_scorer(
             _fit(x_boot[fit_rows], boot.y[fit_rows], None, config.bootstrap.l2, {}), boot, progress
         )
     reg_vectors = [v for v, keep in zip(boot.vectors, fit_rows, strict=True) if not keep]

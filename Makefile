@@ -37,8 +37,11 @@ SCORER_RECIPE := memberstream/ml/training/anomaly.py memberstream/ml/learned_sco
 $(MODEL)/anomaly_scorer.npz: $(MODEL)/encoder.json $(SCORER_RECIPE)
 	$(BIN)/memberstream models train-anomaly --model-dir $(MODEL)
 
-# The review-sentiment head, trained on real labeled English and Chinese reviews.
-$(MODEL)/sentiment_head.npz: $(MODEL)/encoder.json
+# The review-sentiment head, trained on real labeled English and Chinese reviews; trained
+# again when its recipe changes, like the scorer.
+SENTIMENT_RECIPE := memberstream/ml/training/sentiment.py memberstream/ml/sentiment.py \
+	memberstream/ml/training/text_corpus.py memberstream/domain/language.py
+$(MODEL)/sentiment_head.npz: $(MODEL)/encoder.json $(SENTIMENT_RECIPE)
 	$(BIN)/memberstream models train-sentiment --model-dir $(MODEL)
 
 models: $(MODEL)/encoder.json $(MODEL)/anomaly_scorer.npz $(MODEL)/sentiment_head.npz

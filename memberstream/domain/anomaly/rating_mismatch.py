@@ -17,7 +17,7 @@ read as a contradiction. The cutoffs may differ per language (``by_language``).
 >>> m.against, round(m.margin, 2)
 ('negative', 0.82)
 >>> m.reason
-'5 stars over negative text: p(negative) 0.86 >= 0.8, exceeding p(positive) by 0.82 >= 0.5'
+'5 stars over negative text: p(negative) 0.86 >= 0.85, exceeding p(positive) by 0.82 >= 0.5'
 >>> rating_mismatch(5, (0.45, 0.1, 0.45), "en", conf) is None  # mixed: no margin
 True
 >>> rating_mismatch(4, (0.95, 0.03, 0.02), "en", conf) is None  # not a top rating

@@ -347,6 +347,26 @@ def markdown(result: dict[str, Any], info: dict[str, Any], products: list[dict[s
     return "\n".join(lines) + "\n"
 
 
+def _calibrated(
+    model_dir: Path | None, redundancy: float | None, aspect_floor: float | None
+) -> dict[str, float]:
+    """The summarizer values the encoder's manifest records, the arguments overriding."""
+    from memberstream.ml.settings import EncoderCalibration, read_manifest_fields
+
+    fields = read_manifest_fields(model_dir) if model_dir else None
+    cal = EncoderCalibration.model_validate((fields or {}).get("calibration") or {})
+    out = {
+        path[-1]: value
+        for path, value in cal.setting_paths().items()
+        if path[:2] == ("summary", "summarizer")
+    }
+    if redundancy is not None:
+        out["redundancy"] = redundancy
+    if aspect_floor is not None:
+        out["aspect_floor"] = aspect_floor
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
@@ -354,11 +374,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--words", type=int, default=60, help="summary length budget")
+    parser.add_argument(
+        "--redundancy",
+        type=float,
+        help="the summarizer's redundancy cosine (default: the encoder manifest's "
+        "calibration, else the summarizer's default); for tuning an encoder's value",
+    )
+    parser.add_argument(
+        "--aspect-floor", type=float, help="the summarizer's aspect floor (as --redundancy)"
+    )
     args = parser.parse_args(argv)
 
     products = load_copycat(args.data)
     encoder = load_encoder(args.model_dir, args.onnx)
-    settings = SummarizerSettings(summary_words=args.words)
+    settings = SummarizerSettings(
+        summary_words=args.words,
+        **_calibrated(args.model_dir, args.redundancy, args.aspect_floor),
+    )
     summarizer = ExtractiveSummarizer(encoder, None, settings)
     centroid = Centroid([r for p in products for r in p["reviews"]])
     systems: dict[str, Callable[[dict[str, Any]], str]] = {

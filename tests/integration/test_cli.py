@@ -367,6 +367,7 @@ def test_demo(kafka_bootstrap: str, tmp_path: Path) -> None:
     # English and Chinese summaries from the multilingual model, with their sentiment split.
     assert re.search(r"^  model: extractive/v2\+use-multilingual-v3@", out, re.M), out
     assert re.search(r"^  ref-zh-\d\d \(\d+ reviews, .*sentiment \{'negative'", out, re.M), out
+    assert re.search(r"^  ref-en-\d\d \(\d+ reviews, .*sentiment \{'negative'", out, re.M), out
     assert re.search(r"^    [\u4e00-\u9fff].*[。！]", out, re.M), out
     zh_point = r"^    [\-+] \[\w+\] [\u4e00-\u9fff].+ \(demo-ref-zh-\d\d-r\d\d"
     assert re.search(zh_point, out, re.M), out

@@ -129,3 +129,20 @@ def test_summarize_bad_rating_is_a_line_error(tmp_path: Path) -> None:
     )
     code, _, err = _run("summarize", "--input", str(src))
     assert code == EX_DATAERR and "line 1: rating" in err
+
+
+def test_summarize_to_a_file_writes_what_it_would_print(tmp_path: Path) -> None:
+    rows = [
+        {"product_id": "en-kettle", "review_id": f"e{i}", "text": t, "rating": 4}
+        for i, t in enumerate(REVIEWS_EN)
+    ]
+    src = _write(tmp_path / "reviews.jsonl", rows)
+    code, printed, err = _run("summarize", "--input", str(src))
+    assert code == 0, err
+    out = tmp_path / "summaries.jsonl"
+    code, nothing, err = _run("summarize", "--input", str(src), "--output", str(out))
+    assert code == 0, err
+    assert nothing == []
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert written == printed and len(written) == 1
+    assert written[0]["product_id"] == "en-kettle" and written[0]["summary"]

@@ -80,6 +80,8 @@ def test_reviews_in_give_faithful_summaries_out_and_a_replay_gives_the_same(
         runs.append(summaries(settings))
     first, replay = runs
     assert first == replay  # ids and payloads
+    # ... made by the default multilingual encoder, which the summaries name.
+    assert first and all("+use-multilingual-v3@" in s["model_version"] for s in first), first[0]
 
     k = settings.summary.refresh_reviews
     by_product: dict[str, list[dict]] = {}

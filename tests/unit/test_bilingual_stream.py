@@ -6,14 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from memberstream.config import Settings
 from memberstream.core.offline import OfflineRun
 from memberstream.core.roles import ANOMALIES, REVIEW_SUMMARIES
 from memberstream.domain.language import detect_language
-from memberstream.ml.inference import InferenceStage, stage_from_settings
-from memberstream.ml.settings import DEFAULT_MODEL_DIR
+from memberstream.ml.inference import InferenceStage
 from memberstream.schemas.events import ReviewEvent
 
 T0 = datetime(2025, 3, 1, 8, tzinfo=UTC)
@@ -34,15 +31,6 @@ EN = [
 ]
 
 
-@pytest.fixture(scope="module")
-def stage() -> InferenceStage:
-    if not (DEFAULT_MODEL_DIR / "sentiment_head.npz").is_file():
-        pytest.fail(f"{DEFAULT_MODEL_DIR} has no sentiment head: run `make models` first")
-    built = stage_from_settings(Settings())
-    assert built is not None and built.sentiment is not None
-    return built
-
-
 def _reviews(product: str, rows: list[tuple[int, str]], language: str | None) -> list[ReviewEvent]:
     return [
         ReviewEvent(
@@ -59,8 +47,8 @@ def _reviews(product: str, rows: list[tuple[int, str]], language: str | None) ->
     ]
 
 
-def test_each_product_is_summarized_in_its_reviews_language(stage: InferenceStage) -> None:
-    run = OfflineRun(Settings(), stage)
+def test_each_product_is_summarized_in_its_reviews_language(default_stage: InferenceStage) -> None:
+    run = OfflineRun(Settings(), default_stage)
     # No language tag on the English ones: detected.
     run.feed([*_reviews("earbuds", ZH, "zh"), *_reviews("kettle", EN, None)])
     by_product = {s["product_id"]: s for s in run.outputs[REVIEW_SUMMARIES]}
@@ -74,8 +62,8 @@ def test_each_product_is_summarized_in_its_reviews_language(stage: InferenceStag
     assert en["sentiment"]["negative"] >= 1 and en["sentiment"]["positive"] >= 3
 
 
-def test_chinese_review_sentiment_reaches_the_profile(stage: InferenceStage) -> None:
-    run = OfflineRun(Settings(), stage)
+def test_chinese_review_sentiment_reaches_the_profile(default_stage: InferenceStage) -> None:
+    run = OfflineRun(Settings(), default_stage)
     angry = "质量太差了，用了两天就坏了，客服也不理人，退货！"
     happy = "非常好用，做工精致，物流也快，五星好评！"
     run.feed(
@@ -89,8 +77,8 @@ def test_chinese_review_sentiment_reaches_the_profile(stage: InferenceStage) -> 
     assert profiles["b-m0"]["review_sentiment"] > 0.5
 
 
-def test_the_mismatch_flag_works_in_chinese_and_english(stage: InferenceStage) -> None:
-    run = OfflineRun(Settings(), stage)
+def test_the_mismatch_flag_works_in_chinese_and_english(default_stage: InferenceStage) -> None:
+    run = OfflineRun(Settings(), default_stage)
     run.feed(
         [
             *_reviews("x", [(5, "质量太差了，用了两天就坏了，非常失望，退货！")], "zh"),

@@ -18,8 +18,7 @@ from memberstream.core.roles import ANOMALIES
 from memberstream.domain.anomaly import rating_mismatch as rule
 from memberstream.domain.anomaly.rating_mismatch import rating_mismatch
 from memberstream.domain.anomaly.settings import RatingMismatchSettings
-from memberstream.ml.inference import InferenceStage, stage_from_settings
-from memberstream.ml.settings import DEFAULT_MODEL_DIR
+from memberstream.ml.inference import InferenceStage
 from memberstream.schemas.events import ReviewEvent
 
 T0 = datetime(2025, 5, 1, 9, tzinfo=UTC)
@@ -116,15 +115,6 @@ def test_bad_cutoffs_are_refused(bad: dict[str, Any]) -> None:
 # -- through the processors with the default models ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def stage() -> InferenceStage:
-    if not (DEFAULT_MODEL_DIR / "sentiment_head.npz").is_file():
-        pytest.fail(f"{DEFAULT_MODEL_DIR} has no sentiment head: run `make models` first")
-    built = stage_from_settings(Settings())
-    assert built is not None and built.sentiment is not None
-    return built
-
-
 def _flags(
     stage: InferenceStage, rating: int, text: str, settings: Settings | None = None
 ) -> list[dict[str, Any]]:
@@ -157,10 +147,10 @@ ZH_LOOSER = {"by_language": {"zh": {"min_probability": 0.6}}}
     ],
 )
 def test_an_understated_complaint_under_five_stars_flags(
-    stage: InferenceStage, text: str, language: str, conf: dict[str, Any]
+    default_stage: InferenceStage, text: str, language: str, conf: dict[str, Any]
 ) -> None:
     settings = Settings(anomaly={"rating_text_mismatch": conf})
-    (flag,) = _flags(stage, 5, text, settings)
+    (flag,) = _flags(default_stage, 5, text, settings)
     details = flag["details"]
     assert flag["member_id"] == "m1" and flag["evidence"] == ["r1"]
     assert details["text"] == "negative" and details["language"] == language
@@ -181,12 +171,12 @@ def test_an_understated_complaint_under_five_stars_flags(
     ],
 )
 def test_an_honest_mixed_review_does_not_flag(
-    stage: InferenceStage, rating: int, text: str
+    default_stage: InferenceStage, rating: int, text: str
 ) -> None:
-    assert _flags(stage, rating, text) == []
+    assert _flags(default_stage, rating, text) == []
 
 
-def test_one_star_over_praise_flags(stage: InferenceStage) -> None:
-    (flag,) = _flags(stage, 1, "Absolutely love it, works perfectly and looks great!")
+def test_one_star_over_praise_flags(default_stage: InferenceStage) -> None:
+    (flag,) = _flags(default_stage, 1, "Absolutely love it, works perfectly and looks great!")
     assert flag["details"]["text"] == "positive"
     assert str(flag["details"]["reason"]).startswith("1 stars over positive text")

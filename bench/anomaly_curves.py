@@ -35,6 +35,7 @@ from typing import Any
 
 from memberstream.domain.anomaly.calibration import (
     PROBABILITY_KINDS,
+    probability_offset,
     probability_threshold,
     scale_kind,
     set_probability,
@@ -149,8 +150,8 @@ def _click_limit(details: Mapping[str, Any], d: AnomalySettings) -> float:
 def strength(flag: Mapping[str, Any], d: AnomalySettings, reviews: ReviewBuckets) -> float:
     """The flag's strength on its kind's curve (:data:`STRENGTHS`), ``d`` the defaults."""
     kind, score, details = flag["kind"], float(flag["score"]), flag.get("details", {})
-    if kind in PROBABILITY_KINDS:
-        return score
+    if kind in PROBABILITY_KINDS:  # a language with its own cutoff: against the shared one
+        return score - probability_offset(d, kind, details.get("language"))
     if kind == "click_burst":
         value = score / _click_limit(details, d)
     elif kind == "bot_pattern":

@@ -210,12 +210,29 @@ def probability_threshold(settings: AnomalySettings, kind: str) -> float:
     return float(getattr(getattr(settings, section), name))
 
 
+def probability_offset(settings: AnomalySettings, kind: str, language: Any) -> float:
+    """How far ``language``'s own cutoff of probability ``kind`` sits from the shared one
+    (``by_language`` overrides; 0 without one)."""
+    section, name = PROBABILITY_SETTINGS[kind]
+    conf = getattr(settings, section)
+    override = getattr(conf, "by_language", {}).get(language)
+    value = getattr(override, name, None) if override is not None else None
+    return 0.0 if value is None else float(value) - float(getattr(conf, name))
+
+
 def set_probability(d: dict[str, Any], kind: str, probability: float) -> None:
-    """Set probability ``kind``'s threshold in ``d`` (``AnomalySettings.model_dump()``)."""
+    """Set probability ``kind``'s threshold in ``d`` (``AnomalySettings.model_dump()``).
+
+    Per-language overrides of it move by the same amount (kept within (0.5, 1]), so a
+    cutoff on the kind's curve keeps each language's offset from the shared one."""
     if kind not in PROBABILITY_SETTINGS:
         raise ValueError(f"{kind!r} is not a probability kind")
     section, name = PROBABILITY_SETTINGS[kind]
+    delta = probability - d[section][name]
     d[section][name] = probability
+    for override in (d[section].get("by_language") or {}).values():
+        if override.get(name) is not None:
+            override[name] = min(1.0, max(math.nextafter(0.5, 1.0), override[name] + delta))
 
 
 def apply_cutoffs(settings: AnomalySettings, cutoffs: Mapping[str, float]) -> AnomalySettings:

@@ -97,10 +97,10 @@ class AnomalyStep:
     ) -> list[Candidate]:
         """Order-value flags carry the order's behaviour features (when the learned score
         computed them), so a verdict on one is a training label for the learned score."""
-        if order is None:
-            return list(candidates)
-        features = feature_details(order.behaviour)
         ov = "order_value_outlier"
+        if order is None or all(c.kind != ov for c in candidates):
+            return list(candidates)  # the common case: no features built per order
+        features = feature_details(order.behaviour)
         return [
             replace(c, details={**c.details, **features}) if c.kind == ov else c for c in candidates
         ]
@@ -179,11 +179,11 @@ class AnomalyStep:
         state: MemberState,
         event: PurchaseEvent,
         score: LearnedScore,
-        vector: OrderVector | None = None,
+        vector: OrderVector,
     ) -> Emit | None:
-        """The flag for an order the learned scorer put at or above the threshold; with
-        the order's ``vector``, its details carry the behaviour features (``x:<name>``)
-        that an analyst's verdict turns into a training label."""
+        """The flag for an order the learned scorer put at or above the threshold; its
+        details carry the order's behaviour features (``x:<name>``, from ``vector``) that
+        an analyst's verdict turns into a training label."""
         conf = self.settings.learned
         if score.probability < conf.threshold or self.learned_version is None:
             return None
@@ -192,8 +192,7 @@ class AnomalyStep:
         details: dict[str, float | int | str] = {"total": event.total}
         for name, push in top[: conf.top_features]:
             details[f"push:{name}"] = round(push, 4)
-        if vector is not None:
-            details |= feature_details(vector.behaviour)
+        details |= feature_details(vector.behaviour)
         candidate = Candidate(
             kind="learned_score",
             subject="member",

@@ -74,7 +74,6 @@ class MemberProcessor:
         self.membership_step = MembershipStep(self.policy)
         self.interest_step = InterestStep(self.interest, model_version)
         self.anomaly_step = AnomalyStep(settings.anomaly, learned_version)
-        self.learned_version = self.anomaly_step.learned_version
 
     def set_model_version(self, model_version: str | None) -> None:
         """The text models changed (a hot swap, between two batches)."""
@@ -182,16 +181,20 @@ class MemberProcessor:
         state: MemberState,
         event: PurchaseEvent,
         score: LearnedScore,
-        vector: OrderVector | None = None,
+        vector: OrderVector,
     ) -> Emit | None:
         """The flag for an order the learned scorer put at or above the threshold (its
-        details carry the order's features when ``vector`` is given)."""
+        details carry the order's features from ``vector``)."""
         return self.anomaly_step.learned_flag(state, event, score, vector)
+
+    @property
+    def learned_version(self) -> str | None:
+        """The learned anomaly scorer that scores orders (None: none)."""
+        return self.anomaly_step.learned_version
 
     def set_learned_version(self, learned_version: str | None) -> None:
         """The learned anomaly scorer changed (a hot swap, between two batches)."""
         self.anomaly_step.set_learned_version(learned_version)
-        self.learned_version = self.anomaly_step.learned_version
 
     def profile(self, state: MemberState) -> Emit:
         """The member's current profile (see :func:`~.profile.profile_emit`)."""

@@ -87,21 +87,18 @@ class Allowance:
     flag_id: str
 
 
-def order_value_limit(details: Mapping[str, Any], settings: AnomalySettings) -> float | None:
-    """The smallest total that flagged when an order-value flag with ``details`` was raised."""
+def order_value_limit(details: Mapping[str, Any]) -> float | None:
+    """The smallest total that flagged when an order-value flag with ``details`` was raised
+    (the detector records it as ``limit_total``, with a baseline or without)."""
     limit = details.get("limit_total")
-    if isinstance(limit, int | float):
-        return float(limit)
-    if details.get("reason") == "population_cap":
-        return settings.order_value.population_cap
-    return None
+    return float(limit) if isinstance(limit, int | float) else None
 
 
 def adaptable(candidate: Candidate, flag_id: str, settings: AnomalySettings) -> Adaptable | None:
     """What a verdict on ``candidate`` could teach (None: not an adaptable kind)."""
     conf = settings.adaptive
     if candidate.kind == "order_value_outlier":
-        limit = order_value_limit(candidate.details, settings)
+        limit = order_value_limit(candidate.details)
         total = candidate.details.get("total")
         if limit is None or not isinstance(total, int | float):
             return None

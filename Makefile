@@ -30,10 +30,11 @@ $(MODEL)/encoder.json: | $(STAMP)
 	$(BIN)/memberstream models fetch use-multilingual-v3 --out $(MODEL)
 
 # Run $(1), which writes the target, unless the target's stamp (TARGET.recipe) holds the
-# hash of the recipe files $(2): a clone gives every file a new mtime but the same content,
-# so a cached model is kept while its recipe is unchanged and trained again when it is not.
+# hash of its prerequisites, the recipe files: a clone gives every file a new mtime but the
+# same content, so a cached model is kept while its recipe is unchanged and trained again
+# when it is not.
 define train_if_changed
-	@sum=$$(cat $(2) | sha256sum | cut -c1-16); \
+	@sum=$$(cat $^ | sha256sum | cut -c1-16); \
 	if [ -f $@ ] && [ "$$(cat $@.recipe 2>/dev/null)" = "$$sum" ]; then \
 		echo "$(notdir $@): recipe unchanged ($$sum), kept"; touch $@; \
 	else $(1) && echo $$sum > $@.recipe; fi
@@ -45,7 +46,7 @@ SCORER_RECIPE := $(MODEL)/encoder.json memberstream/ml/training/anomaly.py \
 	memberstream/ml/learned_scorer.py memberstream/domain/anomaly/order_features.py \
 	memberstream/datasets/anomalies.py memberstream/datasets/synthetic.py
 $(MODEL)/anomaly_scorer.npz: $(SCORER_RECIPE)
-	$(call train_if_changed,$(BIN)/memberstream models train-anomaly --model-dir $(MODEL),$(SCORER_RECIPE))
+	$(call train_if_changed,$(BIN)/memberstream models train-anomaly --model-dir $(MODEL))
 
 # The review-sentiment head, trained on real labeled English and Chinese reviews (about 2
 # minutes); trained again when its recipe changes, like the scorer.
@@ -53,7 +54,7 @@ SENTIMENT_RECIPE := $(MODEL)/encoder.json memberstream/ml/training/sentiment.py 
 	memberstream/ml/sentiment.py memberstream/ml/training/text_corpus.py \
 	memberstream/domain/language.py
 $(MODEL)/sentiment_head.npz: $(SENTIMENT_RECIPE)
-	$(call train_if_changed,$(BIN)/memberstream models train-sentiment --model-dir $(MODEL),$(SENTIMENT_RECIPE))
+	$(call train_if_changed,$(BIN)/memberstream models train-sentiment --model-dir $(MODEL))
 
 models: $(MODEL)/encoder.json $(MODEL)/anomaly_scorer.npz $(MODEL)/sentiment_head.npz
 

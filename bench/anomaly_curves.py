@@ -49,6 +49,7 @@ from memberstream.domain.anomaly.evaluation import (
     once_per_bucket,
     pr_curve,
 )
+from memberstream.domain.anomaly.flags import KINDS
 from memberstream.domain.anomaly.settings import AnomalySettings
 from memberstream.schemas.events import Envelope, ReviewEvent
 
@@ -61,14 +62,6 @@ BOT_MINUTE_S = 60.0
 """bot_pattern's distinct-products minute."""
 PROBABILITY_FLOORS = {"learned_score": 0.01, "rating_text_mismatch": 0.51}
 """The lowest probability the curve run goes to (the mismatch setting's own floor)."""
-RULE_KINDS = (
-    "click_burst",
-    "bot_pattern",
-    "order_value_outlier",
-    "order_velocity",
-    "review_bombing",
-    "review_duplicate",
-)
 
 STRENGTHS: Mapping[str, str] = {
     "click_burst": "clicks in the window / max(min_clicks, baseline_multiplier x baseline), "
@@ -97,7 +90,7 @@ def lowered(settings: AnomalySettings, scale: float = CURVE_SCALE) -> AnomalySet
     if not 0 < scale <= 1:
         raise ValueError(f"scale {scale} not in (0, 1]")
     d = settings.model_dump()
-    for kind in RULE_KINDS:
+    for kind in KINDS:  # scale_kind leaves the probability kinds to set_probability
         scale_kind(d, kind, scale)
     for kind in ("click_burst", "bot_pattern", "order_value", "order_velocity"):
         d[kind]["cooldown_s"] = 0.0

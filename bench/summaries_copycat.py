@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from bench.throughput import run_info, save_results
+from memberstream.config import Settings
 from memberstream.domain.summaries.aspects import split_sentences, text_length
 from memberstream.domain.summaries.summarizer import (
     ExtractiveSummarizer,
@@ -347,24 +348,15 @@ def markdown(result: dict[str, Any], info: dict[str, Any], products: list[dict[s
     return "\n".join(lines) + "\n"
 
 
-def _calibrated(
-    model_dir: Path | None, redundancy: float | None, aspect_floor: float | None
-) -> dict[str, float]:
-    """The summarizer values the encoder's manifest records, the arguments overriding."""
-    from memberstream.ml.settings import EncoderCalibration, read_manifest_fields
-
-    fields = read_manifest_fields(model_dir) if model_dir else None
-    cal = EncoderCalibration.model_validate((fields or {}).get("calibration") or {})
-    out = {
-        path[-1]: value
-        for path, value in cal.setting_paths().items()
-        if path[:2] == ("summary", "summarizer")
-    }
-    if redundancy is not None:
-        out["redundancy"] = redundancy
-    if aspect_floor is not None:
-        out["aspect_floor"] = aspect_floor
-    return out
+def summarizer_settings(
+    model_dir: Path | None, words: int, redundancy: float | None, aspect_floor: float | None
+) -> SummarizerSettings:
+    """The summarizer settings the worker would take with the encoder in ``model_dir`` (its
+    manifest's calibration, :meth:`Settings._follow_encoder`), the arguments given winning."""
+    given = {"summary_words": words, "redundancy": redundancy, "aspect_floor": aspect_floor}
+    summary = {"summarizer": {k: v for k, v in given.items() if v is not None}}
+    encoder = {"model_dir": model_dir} if model_dir else {}
+    return Settings(inference={"encoder": encoder}, summary=summary).summary.summarizer
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -387,10 +379,7 @@ def main(argv: list[str] | None = None) -> None:
 
     products = load_copycat(args.data)
     encoder = load_encoder(args.model_dir, args.onnx)
-    settings = SummarizerSettings(
-        summary_words=args.words,
-        **_calibrated(args.model_dir, args.redundancy, args.aspect_floor),
-    )
+    settings = summarizer_settings(args.model_dir, args.words, args.redundancy, args.aspect_floor)
     summarizer = ExtractiveSummarizer(encoder, None, settings)
     centroid = Centroid([r for p in products for r in p["reviews"]])
     systems: dict[str, Callable[[dict[str, Any]], str]] = {

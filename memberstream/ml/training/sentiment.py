@@ -257,6 +257,10 @@ def _design(
 # --- the fit -----------------------------------------------------------------------------
 
 
+DOMAIN = ("W_dom", "U_dom", "b_dom")
+"""The review domain's embedding, lexicon and bias weights (see :class:`_Layout`)."""
+
+
 class _Layout:
     """Slices of the flat parameter vector.
 
@@ -315,10 +319,11 @@ def _fit(design: _Design, config: SentimentTrainingConfig) -> tuple[dict[str, np
         for lg, r in enumerate(rows):
             z[r] += design.emb[r] @ p["W_lang"][lg] + design.lex[r] @ p["U"][lg] + p["b_lang"][lg]
         z[design.domain] += dom_ngrams @ p["V_dom"]
+        w, u, b = DOMAIN
         for lg, r in enumerate(dom_rows):
             if len(r):
-                z[r] += design.emb[r] @ p["W_dom"][lg] + design.lex[r] @ p["U_dom"][lg]
-                z[r] += p["b_dom"][lg]
+                z[r] += design.emb[r] @ p[w][lg] + design.lex[r] @ p[u][lg]
+                z[r] += p[b][lg]
         # Three-way softmax, or two-way (negative / positive) for binary-only rows.
         zz = np.where(design.binary[:, None] & (np.arange(_K) == NEUTRAL), -np.inf, z)
         zz = zz - zz.max(axis=1, keepdims=True)
@@ -340,14 +345,11 @@ def _fit(design: _Design, config: SentimentTrainingConfig) -> tuple[dict[str, np
             "V_dom": np.asarray(dom_ngrams_t @ g[design.domain]) + l2_v[:, None] * p["V_dom"],
             "b_dom": np.zeros(layout.shapes["b_dom"]),
         }
-        for lg, r in enumerate(rows):
-            grad["W_lang"][lg] = design.emb[r].T @ g[r] + config.l2_language[lg] * p["W_lang"][lg]
-            grad["U"][lg] = design.lex[r].T @ g[r] + config.l2_lexicon * p["U"][lg]
-            grad["b_lang"][lg] = g[r].sum(axis=0) + config.l2_language_bias * p["b_lang"][lg]
-        for lg, r in enumerate(dom_rows):
-            grad["W_dom"][lg] = design.emb[r].T @ g[r] + config.l2_language[lg] * p["W_dom"][lg]
-            grad["U_dom"][lg] = design.lex[r].T @ g[r] + config.l2_lexicon * p["U_dom"][lg]
-            grad["b_dom"][lg] = g[r].sum(axis=0) + config.l2_language_bias * p["b_dom"][lg]
+        for (w, u, b), row_sets in ((("W_lang", "U", "b_lang"), rows), (DOMAIN, dom_rows)):
+            for lg, r in enumerate(row_sets):
+                grad[w][lg] = design.emb[r].T @ g[r] + config.l2_language[lg] * p[w][lg]
+                grad[u][lg] = design.lex[r].T @ g[r] + config.l2_lexicon * p[u][lg]
+                grad[b][lg] = g[r].sum(axis=0) + config.l2_language_bias * p[b][lg]
         loss += 0.5 * (
             config.l2_shared * float(np.sum(p["W_shared"] ** 2))
             + sum(

@@ -68,8 +68,14 @@ def _lag(settings: Settings) -> int:
 def test_a_30_second_outage_loses_nothing_doubles_nothing_and_logs_little(
     own_broker: DevBroker, tmp_path: Path
 ) -> None:
+    # Small batches keep the worker in the stream for several seconds, so that the
+    # committed lag (polled below) is seen between start and end: with 500-record
+    # batches a fast worker took all 6,000 events between two polls.
     settings = make_namespace(
-        _bootstrap(own_broker), tmp_path, store="rocksdb://", batch={"send_timeout_s": 120}
+        _bootstrap(own_broker),
+        tmp_path,
+        store="rocksdb://",
+        batch={"send_timeout_s": 120, "max_batch": 25},
     )
     events = workload(6000, seed=17)
     produce_records(settings, raw_records(settings, events))
